@@ -1,0 +1,87 @@
+// Direct calls of dispatched kernels (bypassing plans), so tests can check
+// each ISA's kernels against NumPy and benchmarks can time them alone.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "kernels/dispatch.h"
+#include "runtime/thread_pool.h"
+
+namespace py = pybind11;
+
+namespace pyengine {
+
+namespace {
+
+using FArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+const KernelTable& table_named(const std::string& isa) {
+  if (isa == "scalar") return kernels_for(Isa::Scalar);
+  if (isa == "avx2") {
+    if (!cpu_supports(Isa::Avx2)) throw std::invalid_argument("avx2 not supported here");
+    return kernels_for(Isa::Avx2);
+  }
+  throw std::invalid_argument("unknown ISA " + isa);
+}
+
+}  // namespace
+
+void bind_testing(py::module_& m) {
+  // C = alpha*op(A)@op(B) + beta*C (+ bias_col) then activation; C is updated in place.
+  m.def("sgemm", [](const std::string& isa, bool ta, bool tb, float alpha, FArray a, FArray b, float beta,
+                    py::array_t<float, py::array::c_style> c, py::object bias, const std::string& act,
+                    float act_alpha, float act_beta, bool packed, int threads) {
+    const KernelTable& t = table_named(isa);
+    if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2) throw std::invalid_argument("2-D arrays expected");
+    GemmArgs g;
+    g.trans_a = ta;
+    g.trans_b = tb;
+    g.M = ta ? a.shape(1) : a.shape(0);
+    g.K = ta ? a.shape(0) : a.shape(1);
+    g.N = tb ? b.shape(0) : b.shape(1);
+    if ((tb ? b.shape(1) : b.shape(0)) != g.K || c.shape(0) != g.M || c.shape(1) != g.N)
+      throw std::invalid_argument("shape mismatch");
+    g.alpha = alpha;
+    g.beta = beta;
+    g.A = a.data();
+    g.lda = a.shape(1);
+    g.B = b.data();
+    g.ldb = b.shape(1);
+    g.C = c.mutable_data();
+    g.ldc = g.N;
+    FArray bias_arr;
+    if (!bias.is_none()) {
+      bias_arr = bias.cast<FArray>();
+      if (bias_arr.size() != g.N) throw std::invalid_argument("bias must have N elements");
+      g.bias_col = bias_arr.data();
+    }
+    g.act = Activation::from_name(act, act_alpha, act_beta);
+    ThreadPool pool(threads);
+    PackedB pb;
+    if (packed) t.pack_b(g.B, g.ldb, g.trans_b, g.K, g.N, &pb);
+    py::gil_scoped_release release;
+    if (packed) t.sgemm_packed(g, pb, &pool);
+    else t.sgemm(g, &pool);
+  }, py::arg("isa"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("a"), py::arg("b"),
+     py::arg("beta"), py::arg("c"), py::arg("bias") = py::none(), py::arg("activation") = "",
+     py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1);
+
+  // y = f(x) for one of the vector math kernels.
+  m.def("vmath", [](const std::string& isa, const std::string& fn, FArray x) {
+    const KernelTable& t = table_named(isa);
+    UnaryFn f = fn == "exp" ? t.exp : fn == "tanh" ? t.tanh : fn == "sigmoid" ? t.sigmoid
+              : fn == "erf" ? t.erf : fn == "log" ? t.log : nullptr;
+    if (!f) throw std::invalid_argument("unknown vector function " + fn);
+    py::array_t<float> y(x.size());
+    f(x.data(), y.mutable_data(), x.size());
+    return y;
+  });
+
+  m.def("activation", [](const std::string& isa, const std::string& act, float alpha, float beta, FArray x) {
+    const KernelTable& t = table_named(isa);
+    py::array_t<float> y(x.size());
+    t.activation(x.data(), y.mutable_data(), x.size(), Activation::from_name(act, alpha, beta));
+    return y;
+  });
+}
+
+}  // namespace pyengine

@@ -1,0 +1,96 @@
+// Runtime CPU dispatch. One KernelTable per instruction set, filled at start-up:
+// it begins with the scalar reference kernels and each ISA the CPU supports
+// overrides the entries it implements. A kernel object keeps a pointer to the
+// table that was current when it was built, so pre-packed weights and the code
+// that reads them always agree even if the ISA is switched later.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/activation.h"
+
+namespace pyengine {
+
+class ThreadPool;
+
+enum class Isa : int32_t { Scalar = 0, Avx2 = 1 };
+
+// y = act(x) for n floats, in place allowed (x == y).
+using ActivationFn = void (*)(const float* x, float* y, int64_t n, const Activation& act);
+using UnaryFn = void (*)(const float* x, float* y, int64_t n);
+using BinaryFn = void (*)(const float* a, const float* b, float* y, int64_t n);
+// y[i] = a[i] op s (s scalar) - the inner loop of broadcasting.
+using BinaryScalarFn = void (*)(const float* a, float s, float* y, int64_t n);
+
+// Layout of a constant GEMM operand packed once at plan compile time; the ISA
+// decides the layout, so only the table that packed it may read it.
+struct PackedB {
+  int64_t K = 0, N = 0;
+  std::vector<float> data;  // layout private to the ISA's gemm
+};
+
+// C[M,N] = alpha * op(A) @ op(B) + beta * C, then per-column bias (length N) or
+// per-row bias (length M) added, then the activation. Row-major; lda/ldb/ldc
+// are row strides of the stored (untransposed) matrices.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t M = 0, N = 0, K = 0;
+  float alpha = 1.f, beta = 0.f;
+  const float* A = nullptr; int64_t lda = 0;
+  const float* B = nullptr; int64_t ldb = 0;
+  float* C = nullptr; int64_t ldc = 0;
+  const float* bias_col = nullptr;  // length N
+  const float* bias_row = nullptr;  // length M
+  Activation act;
+};
+
+using SgemmFn = void (*)(const GemmArgs& args, ThreadPool* pool);
+using PackBFn = void (*)(const float* B, int64_t ldb, bool trans_b, int64_t K, int64_t N, PackedB* out);
+// As SgemmFn with args.B/ldb/trans_b ignored and the packed operand used.
+using SgemmPackedFn = void (*)(const GemmArgs& args, const PackedB& b, ThreadPool* pool);
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+  const char* name = "scalar";
+
+  // --- gemm (kernels/*/gemm_*.cpp) ---
+  SgemmFn sgemm = nullptr;
+  PackBFn pack_b = nullptr;
+  SgemmPackedFn sgemm_packed = nullptr;
+
+  // --- vector math (kernels/*/vmath_*.cpp) ---
+  ActivationFn activation = nullptr;
+  UnaryFn exp = nullptr;
+  UnaryFn tanh = nullptr;
+  UnaryFn sigmoid = nullptr;
+  UnaryFn erf = nullptr;
+  UnaryFn log = nullptr;
+
+  // --- elementwise binary (kernels/*/vbinary_*.cpp) ---
+  BinaryFn add = nullptr, sub = nullptr, mul = nullptr, div = nullptr;
+  BinaryScalarFn add_scalar = nullptr, sub_scalar = nullptr, rsub_scalar = nullptr;
+  BinaryScalarFn mul_scalar = nullptr, div_scalar = nullptr, rdiv_scalar = nullptr;
+};
+
+// Fill functions, one per kernel family and ISA. The reference ones set every
+// entry; SIMD ones override what they implement.
+void fill_gemm_ref(KernelTable& t);
+void fill_vmath_ref(KernelTable& t);
+void fill_vbinary_ref(KernelTable& t);
+#if defined(PYENGINE_HAVE_AVX2)
+void fill_gemm_avx2(KernelTable& t);
+void fill_vmath_avx2(KernelTable& t);
+void fill_vbinary_avx2(KernelTable& t);
+#endif
+
+// The table in use for kernels built from now on.
+const KernelTable& kernels();
+const KernelTable& kernels_for(Isa isa);
+// "auto", "scalar" or "avx2"; throws std::invalid_argument if the CPU lacks it.
+void set_isa(const std::string& name);
+std::string current_isa();
+std::vector<std::string> available_isas();
+bool cpu_supports(Isa isa);
+
+}  // namespace pyengine

@@ -1,0 +1,7 @@
+#include "runtime/kernel.h"
+
+namespace pyengine {
+
+void register_attention_ops() {}
+
+}  // namespace pyengine

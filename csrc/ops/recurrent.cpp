@@ -1,0 +1,7 @@
+#include "runtime/kernel.h"
+
+namespace pyengine {
+
+void register_recurrent_ops() {}
+
+}  // namespace pyengine

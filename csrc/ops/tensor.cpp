@@ -1,0 +1,7 @@
+#include "runtime/kernel.h"
+
+namespace pyengine {
+
+void register_tensor_ops() {}
+
+}  // namespace pyengine

@@ -1,0 +1,124 @@
+#include "runtime/thread_pool.h"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace pyengine {
+
+namespace {
+thread_local int tls_thread_index = 0;
+
+int64_t chunk_begin(int64_t chunk, int64_t num_chunks, int64_t n) {
+  return n * chunk / num_chunks;
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+int ThreadPool::thread_index() { return tls_thread_index; }
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int64_t max_chunks = (n + grain - 1) / grain;
+  int64_t num_chunks = std::min<int64_t>(max_chunks, num_threads_);
+  std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
+  if (num_chunks <= 1 || !job.owns_lock()) {
+    int saved = tls_thread_index;
+    tls_thread_index = 0;
+    fn(0, n);
+    tls_thread_index = saved;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fn_ = &fn;
+    n_ = n;
+    num_chunks_ = num_chunks;
+    next_chunk_.store(0);
+    active_workers_ = static_cast<int>(workers_.size());
+    ++generation_;
+  }
+  work_cv_.notify_all();
+  // The caller works too; chunk i always covers the same range whoever runs it.
+  int saved = tls_thread_index;
+  tls_thread_index = 0;
+  for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
+    fn(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
+  }
+  tls_thread_index = saved;
+  std::unique_lock<std::mutex> lk(mu_);
+  done_cv_.wait(lk, [this] { return active_workers_ == 0; });
+  fn_ = nullptr;
+}
+
+void ThreadPool::worker_loop(int index) {
+  tls_thread_index = index;
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int64_t, int64_t)>* fn;
+    int64_t n, num_chunks;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      work_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      fn = fn_;
+      n = n_;
+      num_chunks = num_chunks_;
+    }
+    for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
+      (*fn)(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--active_workers_ == 0) done_cv_.notify_one();
+    }
+  }
+}
+
+int ThreadPool::default_num_threads() {
+  int logical = static_cast<int>(std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    // Count distinct physical cores among the CPUs this process may use.
+    std::set<std::pair<std::string, std::string>> cores;
+    int allowed = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &set)) continue;
+      ++allowed;
+      std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+      std::ifstream pkg(base + "physical_package_id"), core(base + "core_id");
+      std::string p, c;
+      if (pkg >> p && core >> c) cores.insert({p, c});
+      else cores.insert({"cpu", std::to_string(cpu)});
+    }
+    if (!cores.empty()) return static_cast<int>(cores.size());
+    if (allowed > 0) return allowed;
+  }
+#endif
+  return std::max(1, logical);
+}
+
+}  // namespace pyengine

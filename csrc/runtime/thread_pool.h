@@ -1,0 +1,57 @@
+// A small fork-join thread pool. Workers sleep on a condition variable when
+// idle (no spinning); the calling thread takes part in every job.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace pyengine {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the caller: 1 means everything runs inline.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return num_threads_; }
+
+  // Splits [0, n) into contiguous chunks of at least `grain` items and calls
+  // fn(begin, end) on them from up to size() threads. The partition depends
+  // only on n, grain and size(), never on timing, so results are reproducible.
+  // If another job is already running on this pool (a second Python thread
+  // running the same session), the work runs inline on the caller instead.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+  // Index of the calling thread inside the current parallel_for (0..size()-1);
+  // kernels use it to pick their slice of per-thread scratch memory.
+  static int thread_index();
+
+  // Number of physical cores available to this process (best effort).
+  static int default_num_threads();
+
+ private:
+  void worker_loop(int index);
+
+  int num_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex job_mutex_;  // held by the caller for the whole job
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0;
+  int64_t num_chunks_ = 0;
+  uint64_t generation_ = 0;
+  int active_workers_ = 0;
+  bool stop_ = false;
+  std::atomic<int64_t> next_chunk_{0};
+};
+
+}  // namespace pyengine

@@ -1,0 +1,120 @@
+"""ModelProto -> Graph IR: attributes decoded to Python values, initializers
+and Constant nodes to NumPy constants, declared and inferred types kept."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .. import _dtypes
+from ..errors import InvalidModelError, UnsupportedOperatorError
+from ..graph.ir import Graph, Node, TensorInfo
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def value_info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    t = vi.type
+    if not t.HasField("tensor_type"):
+        return TensorInfo()
+    tt = t.tensor_type
+    try:
+        dtype = _dtypes.to_numpy(tt.elem_type) if tt.elem_type else None
+    except TypeError:
+        dtype = None
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+    return TensorInfo(dtype, shape)
+
+
+def tensor_to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
+    if t.data_type == onnx.TensorProto.STRING:
+        raise UnsupportedOperatorError(f"{what}: string tensors are not supported")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:  # noqa: BLE001
+        raise InvalidModelError(f"{what}: cannot decode tensor data ({e})") from None
+    try:
+        _dtypes.to_onnx(arr.dtype)
+    except TypeError:
+        raise UnsupportedOperatorError(f"{what}: element type {arr.dtype} is not supported") from None
+    return np.ascontiguousarray(arr)
+
+
+def attribute_value(attr: onnx.AttributeProto, node_name: str):
+    if attr.type == onnx.AttributeProto.TENSOR:
+        return tensor_to_array(attr.t, f"attribute '{attr.name}' of node '{node_name}'")
+    if attr.type == onnx.AttributeProto.TENSORS:
+        return [tensor_to_array(t, f"attribute '{attr.name}' of node '{node_name}'") for t in attr.tensors]
+    value = helper.get_attribute_value(attr)
+    if attr.type == onnx.AttributeProto.STRING:
+        return value.decode("utf-8", "replace")
+    if attr.type == onnx.AttributeProto.STRINGS:
+        return [v.decode("utf-8", "replace") for v in value]
+    if attr.type in (onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS):
+        return list(value)
+    return value
+
+
+def _constant_node_value(node: onnx.NodeProto, name: str) -> np.ndarray:
+    for attr in node.attribute:
+        v = attribute_value(attr, name)
+        if attr.name == "value":
+            return v
+        if attr.name == "value_float":
+            return np.array(v, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(v, dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(v, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(v, dtype=np.int64)
+        if attr.name == "sparse_value":
+            raise UnsupportedOperatorError(f"Constant node '{name}': sparse values are not supported")
+        if attr.name in ("value_string", "value_strings"):
+            raise UnsupportedOperatorError(f"Constant node '{name}': string constants are not supported")
+    raise InvalidModelError(f"Constant node '{name}' has no value")
+
+
+def to_graph(model: onnx.ModelProto) -> Graph:
+    g = model.graph
+    if g.sparse_initializer:
+        raise UnsupportedOperatorError("sparse initializers are not supported")
+    constants = {t.name: tensor_to_array(t, f"initializer '{t.name}'") for t in g.initializer}
+    infos = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        infos[vi.name] = value_info(vi)
+    for name, arr in constants.items():
+        infos[name] = TensorInfo.of(arr)
+    inputs = [vi.name for vi in g.input if vi.name not in constants]
+    outputs = [vi.name for vi in g.output]
+
+    opsets = {("" if imp.domain == "ai.onnx" else imp.domain): int(imp.version) for imp in model.opset_import}
+    nodes = []
+    used_names = set()
+    for i, n in enumerate(g.node):
+        name = n.name or f"{n.op_type}_{i}"
+        if name in used_names:
+            name = f"{name}_{i}"
+        used_names.add(name)
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.output) == 1:
+            constants[n.output[0]] = _constant_node_value(n, name)
+            infos[n.output[0]] = TensorInfo.of(constants[n.output[0]])
+            continue
+        attrs = {}
+        for a in n.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                attrs[a.name] = a  # kept raw; ops with subgraphs are not supported yet
+            else:
+                attrs[a.name] = attribute_value(a, name)
+        domain = "" if n.domain == "ai.onnx" else n.domain
+        nodes.append(Node(n.op_type, list(n.input), list(n.output), attrs, name, domain,
+                          opsets.get(domain, 1)))
+
+    return Graph(nodes, inputs, outputs, constants, infos, default_opset(model), g.name or "graph")

@@ -1,0 +1,130 @@
+"""Specialized graph -> native Plan.
+
+Decides where every value lives (the caller's input and output buffers,
+plan-owned constants, arena offsets, or views of another value), then builds
+the kernels in order. Graph outputs are written in place into the arrays
+returned to the caller, except where an output must be copied (it is an
+input, a constant, a view, or listed twice).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import _dtypes
+from ..errors import InvalidModelError
+from ..graph.specialize import Specialized, node_error
+from . import memory
+from .native import _engine
+
+
+@dataclasses.dataclass
+class CompiledPlan:
+    plan: object          # _engine.Plan
+    output_dtypes: list
+    output_shapes: list
+    arena_bytes: int
+    num_steps: int
+
+    def run(self, arrays: list) -> list:
+        outs = [np.empty(s, dtype=d) for s, d in zip(self.output_shapes, self.output_dtypes)]
+        self.plan.run(arrays, outs)
+        return outs
+
+
+def _nbytes(info) -> int:
+    n = info.dtype.itemsize
+    for d in info.shape:
+        n *= int(d)
+    return n
+
+
+def _unnamed(node, k: int) -> str:
+    return f"{node.name}#unused_output_{k}"
+
+
+def compile_plan(spec: Specialized, input_names: list, output_names: list, pool) -> CompiledPlan:
+    env, steps = spec.env, spec.steps
+    plan = _engine.Plan(pool)
+    slots: dict = {}
+
+    def desc(info):
+        return _dtypes.to_onnx(info.dtype), [int(d) for d in info.shape]
+
+    for i, name in enumerate(input_names):
+        slots[name] = plan.add_input(i, *desc(env[name]))
+
+    # Values written directly into the caller's output arrays.
+    produced_by = {}
+    for idx, step in enumerate(steps):
+        for o in step.node.outputs:
+            if o:
+                produced_by[o] = idx
+    direct_output: dict = {}
+    for j, name in enumerate(output_names):
+        if name not in env:
+            raise InvalidModelError(f"graph output '{name}' is not produced by any node")
+        step = produced_by.get(name)
+        if step is not None and not steps[step].opdef.view and name not in direct_output:
+            direct_output[name] = j
+
+    # Lifetimes of arena tensors. A view shares its base's buffer, so reading
+    # the view keeps the base alive.
+    root: dict = {}
+    buffers: dict = {}
+    for idx, step in enumerate(steps):
+        for name in step.node.inputs:
+            r = root.get(name)
+            if r in buffers:
+                buffers[r].last = max(buffers[r].last, idx)
+        if step.opdef.view:
+            out = step.node.outputs[0]
+            root[out] = root.get(step.node.inputs[0], step.node.inputs[0])
+            continue
+        for k, (name, info) in enumerate(zip(step.node.outputs, step.outs)):
+            if name not in direct_output:
+                key = name or _unnamed(step.node, k)
+                root[key] = key
+                buffers[key] = memory.Buffer(key, _nbytes(info), idx, idx)
+    arena_bytes = memory.plan_offsets(list(buffers.values()))
+
+    def slot_of(name):
+        if name not in slots:
+            if name in env and env[name].value is not None:
+                value = np.ascontiguousarray(env[name].value)
+                slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype))
+            else:
+                raise InvalidModelError(f"value '{name}' is read before any node writes it")
+        return slots[name]
+
+    for step in steps:
+        node = step.node
+        in_slots = [slot_of(n) if n else -1 for n in node.inputs]
+        if step.opdef.view:
+            slots[node.outputs[0]] = plan.add_view(in_slots[0], *desc(step.outs[0]))
+            continue
+        out_slots = []
+        for k, (name, info) in enumerate(zip(node.outputs, step.outs)):
+            key = name or _unnamed(node, k)
+            if key in direct_output:
+                slots[key] = plan.add_output(direct_output[key], *desc(info))
+            else:
+                slots[key] = plan.add_arena(buffers[key].offset, *desc(info))
+            out_slots.append(slots[key])
+        try:
+            plan.add_node(step.opdef.kernel, node.name, step.opdef.kernel_attrs(node, step.ins), in_slots, out_slots)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise node_error(node, e) from None
+
+    # Outputs that cannot be written in place get a copy.
+    for j, name in enumerate(output_names):
+        if direct_output.get(name) == j:
+            continue
+        src = slot_of(name)
+        dst = plan.add_output(j, *desc(env[name]))
+        plan.add_node("Identity", f"output_copy_{j}", {}, [src], [dst])
+
+    plan.finalize(arena_bytes)
+    return CompiledPlan(plan, [env[n].dtype for n in output_names],
+                        [tuple(int(d) for d in env[n].shape) for n in output_names], arena_bytes, len(steps))

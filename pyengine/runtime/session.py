@@ -1,0 +1,230 @@
+"""InferenceSession: onnxruntime's Python API over pyengine's compiled plans."""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import _dtypes
+from ..errors import InputError, InputTypeError, InvalidModelError, UnsupportedOperatorError
+from ..graph import passes
+from ..graph.ir import TensorInfo
+from ..graph.specialize import specialize
+from ..onnx_import.convert import to_graph
+from ..onnx_import.loader import load_model
+from ..ops.registry import get_opdef
+from .compile import compile_plan
+from .native import thread_pool
+from .options import GraphOptimizationLevel, RunOptions, SessionOptions
+
+CPU_PROVIDER = "CPUExecutionProvider"
+_PLAN_CACHE_SIZE = 32
+
+
+class NodeArg:
+    """Name, shape and type of a model input or output (as onnxruntime's NodeArg)."""
+
+    def __init__(self, name: str, shape, type_: str):
+        self.name = name
+        self.shape = shape
+        self.type = type_
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
+
+
+class ModelMetadata:
+    def __init__(self, model):
+        self.producer_name = model.producer_name
+        self.graph_name = model.graph.name
+        self.domain = model.domain
+        self.description = model.doc_string
+        self.graph_description = model.graph.doc_string
+        self.version = model.model_version
+        self.custom_metadata_map = {p.key: p.value for p in model.metadata_props}
+
+
+def get_available_providers() -> list:
+    return [CPU_PROVIDER]
+
+
+def get_all_providers() -> list:
+    return [CPU_PROVIDER, "CUDAExecutionProvider"]
+
+
+def _provider_names(providers) -> list:
+    names = []
+    for p in providers or []:
+        names.append(p[0] if isinstance(p, (tuple, list)) else p)
+    return names
+
+
+def check_supported(graph) -> None:
+    """Raises one error listing every operator (and the nodes using it) that cannot run."""
+    missing: dict = {}
+    reasons = []
+    for node in graph.nodes:
+        opdef = get_opdef(node.op_type, node.domain)
+        key = node.op_type if not node.domain else f"{node.domain}.{node.op_type}"
+        if opdef is None:
+            missing.setdefault(key, []).append(node.name)
+            continue
+        reason = opdef.check(node)
+        if reason:
+            missing.setdefault(key, []).append(node.name)
+            reasons.append(f"{key} node '{node.name}': {reason}")
+    if missing:
+        listing = "; ".join(f"{op} (nodes: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                            for op, names in sorted(missing.items()))
+        detail = ("\n  " + "\n  ".join(reasons)) if reasons else ""
+        raise UnsupportedOperatorError(
+            f"the model uses operators pyengine does not support: {listing}{detail}", missing)
+
+
+class _InputSpec:
+    __slots__ = ("name", "dtype", "shape", "rank", "static_dims")
+
+    def __init__(self, name: str, info: TensorInfo):
+        if info.dtype is None:
+            raise InvalidModelError(f"graph input '{name}' has no tensor element type")
+        self.name = name
+        self.dtype = info.dtype
+        self.shape = info.shape
+        self.rank = None if info.shape is None else len(info.shape)
+        self.static_dims = [] if info.shape is None else [(i, d) for i, d in enumerate(info.shape)
+                                                           if isinstance(d, int) and d > 0]
+
+
+class InferenceSession:
+    """Loads an ONNX model and runs it on the CPU through pyengine's native plans.
+
+    `path_or_bytes` is a file path, the serialized model, or an onnx.ModelProto.
+    """
+
+    def __init__(self, path_or_bytes, sess_options: Optional[SessionOptions] = None,
+                 providers: Optional[Sequence] = None, provider_options=None, **kwargs):
+        self._options = sess_options or SessionOptions()
+        self._providers = self._choose_providers(providers)
+        self._model = load_model(path_or_bytes)
+        graph = to_graph(self._model)
+        check_supported(graph)
+        self._declared = dict(graph.infos)
+        self._input_names = list(graph.inputs)
+        self._output_names = list(graph.outputs)
+        level = int(self._options.graph_optimization_level)
+        self._graph = passes.optimize(graph, level)
+        self._inputs = [_InputSpec(n, self._declared.get(n, TensorInfo())) for n in self._input_names]
+        self._pool = thread_pool(int(self._options.intra_op_num_threads or 0))
+        self._plans: dict = {}
+        self._lock = threading.Lock()
+        if all(s.rank is not None and len(s.static_dims) == s.rank for s in self._inputs):
+            self._plan_for(tuple(tuple(s.shape) for s in self._inputs))
+
+    # ---- onnxruntime API ---------------------------------------------------
+    def get_inputs(self) -> list:
+        return [self._node_arg(n) for n in self._input_names]
+
+    def get_outputs(self) -> list:
+        return [self._node_arg(n) for n in self._output_names]
+
+    def get_overridable_initializers(self) -> list:
+        return []
+
+    def get_providers(self) -> list:
+        return list(self._providers)
+
+    def get_provider_options(self) -> dict:
+        return {p: {} for p in self._providers}
+
+    def get_session_options(self) -> SessionOptions:
+        return self._options
+
+    def get_modelmeta(self) -> ModelMetadata:
+        return ModelMetadata(self._model)
+
+    def set_providers(self, providers=None, provider_options=None) -> None:
+        self._providers = self._choose_providers(providers)
+
+    def run(self, output_names, input_feed: dict, run_options: Optional[RunOptions] = None) -> list:
+        arrays = self._check_inputs(input_feed)
+        key = tuple(a.shape for a in arrays)
+        compiled = self._plans.get(key) or self._plan_for(key)
+        outs = compiled.run(arrays)
+        if not output_names:
+            return outs
+        return [outs[self._output_index(n)] for n in output_names]
+
+    # ---- internals -----------------------------------------------------------
+    @staticmethod
+    def _choose_providers(providers) -> list:
+        names = _provider_names(providers)
+        unknown = [p for p in names if p not in get_all_providers()]
+        if unknown:
+            raise ValueError(f"unknown execution provider(s) {unknown}; available: {get_available_providers()}")
+        if names and names[0] != CPU_PROVIDER:
+            warnings.warn(f"{names[0]} is not available in this build of pyengine; running on "
+                          f"{CPU_PROVIDER}", RuntimeWarning, stacklevel=3)
+        return [CPU_PROVIDER]
+
+    def _node_arg(self, name: str) -> NodeArg:
+        info = self._declared.get(name, TensorInfo())
+        shape = None if info.shape is None else [d if d is not None else None for d in info.shape]
+        type_ = _dtypes.type_string(info.dtype) if info.dtype is not None else "tensor(undefined)"
+        return NodeArg(name, shape, type_)
+
+    def _output_index(self, name: str) -> int:
+        try:
+            return self._output_names.index(name)
+        except ValueError:
+            raise InputError(f"unknown output name '{name}'; the model's outputs are "
+                             f"{self._output_names}") from None
+
+    def _check_inputs(self, feed: dict) -> list:
+        if not isinstance(feed, dict):
+            raise TypeError(f"input_feed must be a dict of name -> array, got {type(feed).__name__}")
+        if len(feed) != len(self._inputs) or any(s.name not in feed for s in self._inputs):
+            expected = [s.name for s in self._inputs]
+            unknown = [k for k in feed if k not in expected]
+            missing = [n for n in expected if n not in feed]
+            parts = []
+            if unknown:
+                parts.append(f"unknown input name(s) {unknown}")
+            if missing:
+                parts.append(f"missing input(s) {missing}")
+            raise InputError(f"{' and '.join(parts)}; the model's inputs are {expected}")
+        arrays = []
+        for spec in self._inputs:
+            value = feed[spec.name]
+            arr = value if type(value) is np.ndarray else np.asarray(value)
+            if arr.dtype != spec.dtype:
+                raise InputTypeError(
+                    f"input '{spec.name}': expected element type {_dtypes.type_string(spec.dtype)} "
+                    f"({spec.dtype}), got {arr.dtype}")
+            if spec.rank is not None:
+                if arr.ndim != spec.rank:
+                    raise InputError(f"input '{spec.name}': expected rank {spec.rank} "
+                                     f"(shape {list(spec.shape)}), got shape {list(arr.shape)}")
+                for i, d in spec.static_dims:
+                    if arr.shape[i] != d:
+                        raise InputError(f"input '{spec.name}': dimension {i} must be {d} "
+                                         f"(shape {list(spec.shape)}), got shape {list(arr.shape)}")
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            arrays.append(arr)
+        return arrays
+
+    def _plan_for(self, shapes: tuple):
+        with self._lock:
+            compiled = self._plans.get(shapes)
+            if compiled is not None:
+                return compiled
+            infos = {s.name: TensorInfo(s.dtype, tuple(shape)) for s, shape in zip(self._inputs, shapes)}
+            spec = specialize(self._graph, infos)
+            compiled = compile_plan(spec, self._input_names, self._output_names, self._pool)
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[shapes] = compiled
+            return compiled

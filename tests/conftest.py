@@ -1,0 +1,29 @@
+"""Shared fixtures: every kernel test runs once per instruction set the CPU
+has (PYENGINE's dispatch is switched with pyengine.set_isa), and results are
+compared with onnxruntime, the oracle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyengine
+
+ALL_ISAS = ["scalar", "avx2"]
+
+
+@pytest.fixture(params=ALL_ISAS)
+def isa(request):
+    """Runs the test with the kernels of one ISA; skips ISAs this CPU lacks."""
+    name = request.param
+    if name not in pyengine.available_isas():
+        pytest.skip(f"ISA {name} not available on this CPU/build")
+    pyengine.set_isa(name)
+    yield name
+    pyengine.set_isa("auto")
+
+
+@pytest.fixture
+def rng(request):
+    # A seed per test, stable across runs: failures reproduce.
+    seed = abs(hash(request.node.nodeid)) % (2**32)
+    return np.random.default_rng(seed)
