@@ -27,3 +27,16 @@ def rng(request):
     # A seed per test, stable across runs: failures reproduce.
     seed = abs(hash(request.node.nodeid)) % (2**32)
     return np.random.default_rng(seed)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints how many ONNX backend node tests passed, failed and were skipped."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in counts:
+        for rep in terminalreporter.stats.get(outcome, []):
+            if "test_onnx_node.py::test_node" in getattr(rep, "nodeid", ""):
+                counts[outcome] += 1
+    if sum(counts.values()):
+        terminalreporter.write_line(
+            f"ONNX backend node tests: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped (unsupported operators)")

@@ -45,6 +45,10 @@ def node_error(node: Node, e: Exception) -> Exception:
 
 
 def infer_node(node: Node, opdef, ins: list) -> list:
+    if opdef.dtypes is not None and ins and ins[0] is not None and ins[0].dtype not in opdef.dtypes:
+        raise UnsupportedOperatorError(
+            f"node '{node.name}' ({node.op_type}): element type {ins[0].dtype} is not supported "
+            f"(supported: {sorted(str(d) for d in opdef.dtypes)})", {node.op_type: [node.name]})
     try:
         outs = opdef.infer(node, ins)
     except (ValueError, TypeError, NotImplementedError, IndexError, KeyError) as e:

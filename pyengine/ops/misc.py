@@ -29,15 +29,10 @@ class Dropout(OpDef):
     op_type = "Dropout"
     view = True
 
-    def check(self, node):
-        if len(node.inputs) > 2 and node.inputs[2]:
-            return None  # training_mode checked in infer (must be a constant false)
-        return None
-
     def infer(self, node, ins):
         if len(ins) > 2 and ins[2] is not None:
             if ins[2].value is None or bool(np.asarray(ins[2].value).reshape(-1)[0]):
-                raise ValueError(f"node '{node.name}' (Dropout): training_mode must be a constant false for inference")
+                raise NotImplementedError("Dropout in training mode (training_mode must be a constant false)")
         outs = same_as_input(node, ins)
         if len(node.outputs) > 1 and node.outputs[1]:
             outs.append(TensorInfo(np.dtype(np.bool_), tuple(ins[0].shape),

@@ -72,7 +72,7 @@ def check_supported(graph) -> None:
         if opdef is None:
             missing.setdefault(key, []).append(node.name)
             continue
-        reason = opdef.check(node)
+        reason = opdef.check(node) or _dtype_problem(graph, node, opdef)
         if reason:
             missing.setdefault(key, []).append(node.name)
             reasons.append(f"{key} node '{node.name}': {reason}")
@@ -82,6 +82,18 @@ def check_supported(graph) -> None:
         detail = ("\n  " + "\n  ".join(reasons)) if reasons else ""
         raise UnsupportedOperatorError(
             f"the model uses operators pyengine does not support: {listing}{detail}", missing)
+
+
+def _dtype_problem(graph, node, opdef):
+    if opdef.dtypes is None or not node.inputs or not node.inputs[0]:
+        return None
+    info = graph.infos.get(node.inputs[0])
+    dtype = info.dtype if info is not None else None
+    if dtype is None and graph.is_const(node.inputs[0]):
+        dtype = graph.const(node.inputs[0]).dtype
+    if dtype is not None and dtype not in opdef.dtypes:
+        return f"element type {dtype} is not supported (supported: {sorted(str(d) for d in opdef.dtypes)})"
+    return None
 
 
 class _InputSpec:
