@@ -31,6 +31,9 @@ def make_model(nodes, inputs: dict, outputs, initializers: dict | None = None, o
     g_outputs = []
     for n in outputs:
         vi = inferred.get(n)
+        if vi is None and n in (initializers or {}):
+            arr = np.asarray(initializers[n])
+            vi = helper.make_tensor_value_info(n, _NP_TO_ONNX[arr.dtype], list(arr.shape))
         g_outputs.append(vi if vi is not None else helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None))
     graph = helper.make_graph(nodes, "test", g_inputs, g_outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
