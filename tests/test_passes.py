@@ -90,8 +90,11 @@ def test_activation_fused(isa, rng, producer, act, attrs, opset):
     w = rng.standard_normal((9, 17)).astype(np.float32)
     attrs = dict(attrs)
     extra = attrs.pop("inputs", [])
-    inits = {"w": w, "lo": np.array(-0.4, np.float32), "hi": np.array(0.6, np.float32)}
-    nodes = [helper.make_node(producer, ["x", "w"], ["h"]), helper.make_node(act, ["h"] + extra, ["y"], **attrs)]
+    inits = {"w": w, "lo": np.array(-0.4, np.float32), "hi": np.array(0.6, np.float32),
+             "c0": rng.standard_normal(17).astype(np.float32)}
+    needs_c = producer == "Gemm" and opset < 11  # C became optional in opset 11
+    nodes = [helper.make_node(producer, ["x", "w"] + (["c0"] if needs_c else []), ["h"]),
+             helper.make_node(act, ["h"] + extra, ["y"], **attrs)]
     model = make_model(nodes, {"x": x}, ["y"], inits, opset=opset)
     assert ops_after(model, fuse_activation) == [producer]
     assert_matches_ort(model, {"x": x}, rtol=1e-5, atol=1e-5)
