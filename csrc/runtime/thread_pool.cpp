@@ -14,6 +14,9 @@ namespace pyengine {
 
 namespace {
 thread_local int tls_thread_index = 0;
+// True while this thread executes chunks of some job: a nested parallel_for
+// (a kernel calling another threaded kernel) then runs inline.
+thread_local bool tls_in_job = false;
 
 int64_t chunk_begin(int64_t chunk, int64_t num_chunks, int64_t n) {
   return n * chunk / num_chunks;
@@ -41,12 +44,17 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   grain = std::max<int64_t>(1, grain);
   int64_t max_chunks = (n + grain - 1) / grain;
   int64_t num_chunks = std::min<int64_t>(max_chunks, num_threads_);
+  if (num_chunks <= 1 || tls_in_job) {
+    fn(0, n);  // inline: keeps the caller's thread index (and its scratch slice)
+    return;
+  }
   std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
-  if (num_chunks <= 1 || !job.owns_lock()) {
-    int saved = tls_thread_index;
+  if (!job.owns_lock()) {
+    // Another run is using the pool; do this one on the calling thread.
+    tls_in_job = true;
     tls_thread_index = 0;
     fn(0, n);
-    tls_thread_index = saved;
+    tls_in_job = false;
     return;
   }
   {
@@ -55,24 +63,41 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     n_ = n;
     num_chunks_ = num_chunks;
     next_chunk_.store(0);
+    error_ = nullptr;
     active_workers_ = static_cast<int>(workers_.size());
     ++generation_;
   }
   work_cv_.notify_all();
   // The caller works too; chunk i always covers the same range whoever runs it.
-  int saved = tls_thread_index;
   tls_thread_index = 0;
-  for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
-    fn(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
-  }
-  tls_thread_index = saved;
+  tls_in_job = true;
+  run_chunks(fn, n, num_chunks);
+  tls_in_job = false;
   std::unique_lock<std::mutex> lk(mu_);
   done_cv_.wait(lk, [this] { return active_workers_ == 0; });
   fn_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void ThreadPool::run_chunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t num_chunks) {
+  for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
+    try {
+      fn(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_chunk_.store(num_chunks);  // skip what is left
+    }
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
   tls_thread_index = index;
+  tls_in_job = true;
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int64_t, int64_t)>* fn;
@@ -86,9 +111,7 @@ void ThreadPool::worker_loop(int index) {
       n = n_;
       num_chunks = num_chunks_;
     }
-    for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
-      (*fn)(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
-    }
+    run_chunks(*fn, n, num_chunks);
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (--active_workers_ == 0) done_cv_.notify_one();

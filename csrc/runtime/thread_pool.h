@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -24,6 +25,7 @@ class ThreadPool {
   // Splits [0, n) into contiguous chunks of at least `grain` items and calls
   // fn(begin, end) on them from up to size() threads. The partition depends
   // only on n, grain and size(), never on timing, so results are reproducible.
+  // An exception thrown by fn stops the remaining chunks and is rethrown here.
   // If another job is already running on this pool (a second Python thread
   // running the same session), the work runs inline on the caller instead.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
@@ -37,6 +39,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  void run_chunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t num_chunks);
 
   int num_threads_;
   std::vector<std::thread> workers_;
@@ -52,6 +55,7 @@ class ThreadPool {
   int active_workers_ = 0;
   bool stop_ = false;
   std::atomic<int64_t> next_chunk_{0};
+  std::exception_ptr error_;  // first exception thrown by a chunk, rethrown by the caller
 };
 
 }  // namespace pyengine

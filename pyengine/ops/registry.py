@@ -51,7 +51,10 @@ class OpDef:
 
     def compute(self, node: Node, ins: Sequence[Optional[TensorInfo]], outs: Sequence[TensorInfo]) -> list:
         """Output values for constant inputs (constant folding). The default
-        runs the native kernel; ops without one override this with NumPy."""
+        runs the native kernel (views just reshape); ops without a kernel
+        override this with NumPy."""
+        if self.view:
+            return [np.ascontiguousarray(ins[0].value).reshape(outs[0].shape)]
         from ..runtime.native import run_node  # late import: runtime depends on ops
         return run_node(self, node, ins, outs)
 
