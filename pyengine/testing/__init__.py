@@ -1,0 +1,1 @@
+"""Tools for testing pyengine itself (model fuzzing)."""
