@@ -177,6 +177,17 @@ def _child(start: int, count: int, seed: int) -> None:
     print("DONE " + json.dumps(outcomes), flush=True)
 
 
+# The child must import the same pyengine as this process (an installed one,
+# or an in-place build), whatever its working directory holds.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def child_env() -> dict:
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONFAULTHANDLER": "1",
+            "PYTHONPATH": _PACKAGE_ROOT + (os.pathsep + path if path else "")}
+
+
 def run_cases(count: int, seed: int = 0, timeout: float = 600.0, memory_limit_gb: float = 8.0) -> dict:
     """Runs `count` cases in child processes; returns a report dict with the
     outcomes and any crashes (case index and how the child died). A crashed
@@ -191,8 +202,8 @@ def run_cases(count: int, seed: int = 0, timeout: float = 600.0, memory_limit_gb
                f"_child({start}, {count - start}, {seed})"]
         t0 = time.time()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env(),
+                                  cwd=os.path.dirname(_PACKAGE_ROOT))
             out, rc, hung = proc.stdout, proc.returncode, False
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
