@@ -231,9 +231,14 @@ class ResizeLinearKernel : public Kernel {
 
 }  // namespace
 
+std::unique_ptr<Kernel> make_resize(const NodeSpec& spec) {
+  if (spec.attrs.has("i0")) return std::make_unique<ResizeLinearKernel>(spec);
+  return std::make_unique<MapGatherKernel>(spec);
+}
+
 void register_resize_ops() {
   register_kernel("MapGather", make_kernel<MapGatherKernel>);
-  register_kernel("ResizeLinear", make_kernel<ResizeLinearKernel>);
+  register_kernel("Resize", make_resize);
 }
 
 }  // namespace pyengine
