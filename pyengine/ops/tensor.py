@@ -138,13 +138,15 @@ class _BlockOp(_Strided):
         return shape, b
 
 
-@register
-class DepthToSpace(_BlockOp):
-    op_type = "DepthToSpace"
-
+class _BlockOp2(_BlockOp):
     def check(self, node):
         mode = node.attrs.get("mode", "DCR")
         return None if mode in ("DCR", "CRD") else f"mode '{mode}' is not supported"
+
+
+@register
+class DepthToSpace(_BlockOp2):
+    op_type = "DepthToSpace"
 
     def plan(self, node, ins):
         (n, c, h, w), b = self._check(node, ins)
@@ -160,14 +162,15 @@ class DepthToSpace(_BlockOp):
 
 
 @register
-class SpaceToDepth(_BlockOp):
+class SpaceToDepth(_BlockOp2):
     op_type = "SpaceToDepth"
 
     def plan(self, node, ins):
         (n, c, h, w), b = self._check(node, ins)
         if h % b or w % b:
             raise _err(node, f"spatial dims {h}x{w} not divisible by blocksize {b}")
-        tmp, perm = (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+        tmp = (n, c, h // b, b, w // b, b)
+        perm = (0, 3, 5, 1, 2, 4) if node.attrs.get("mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
         st = _strides(tmp)
         return (n, c * b * b, h // b, w // b), [tmp[p] for p in perm], [st[p] for p in perm], 0
 
