@@ -237,12 +237,11 @@ COORDS = ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf
 @pytest.mark.parametrize("shape,scales", [((1, 2, 5, 7), (1, 1, 2.0, 3.0)), ((1, 1, 9, 8), (1, 1, 0.5, 0.75)),
                                           ((2, 3, 4), (1, 1.7, 2.3))])
 def test_resize_nearest(rng, coord, nearest, shape, scales):
-    if coord == "tf_half_pixel_for_nn" and nearest != "round_prefer_ceil" and False:
-        pass
     x = rng.standard_normal(shape).astype(np.float32)
-    node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode=coord,
+    node = helper.make_node("Resize", ["x", "r", "s"], ["y"], mode="nearest", coordinate_transformation_mode=coord,
                             nearest_mode=nearest)
-    _check(node, x, {"s": np.array(scales, np.float32)})
+    # tf_half_pixel_for_nn exists up to opset 12 only.
+    _check(node, x, {"r": np.zeros(0, np.float32), "s": np.array(scales, np.float32)}, opset=11)
 
 
 @pytest.mark.parametrize("coord", COORDS[:4])
@@ -269,6 +268,15 @@ def test_resize_uint8_nearest_and_opset10(rng):
     for mode in ("nearest", "linear"):
         _check(helper.make_node("Resize", ["x", "s"], ["y"], mode=mode), xf,
                {"s": np.array([1, 1, 2, 3], np.float32)}, opset=10)
+
+
+def test_resize_tf_crop_and_resize(rng):
+    x = rng.standard_normal((1, 1, 6, 7)).astype(np.float32)
+    for mode in ("nearest", "linear"):
+        node = helper.make_node("Resize", ["x", "r", "", "s"], ["y"], mode=mode, extrapolation_value=-9.0,
+                                coordinate_transformation_mode="tf_crop_and_resize")
+        roi = np.array([0, 0, -0.2, 0.1, 1, 1, 0.9, 1.3], np.float32)
+        _check(node, x, {"r": roi, "s": np.array([1, 1, 5, 9], np.int64)}, rtol=1e-5, atol=1e-5)
 
 
 def test_resize_cubic_unsupported(rng):

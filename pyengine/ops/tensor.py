@@ -473,6 +473,8 @@ class _ResizeBase(OpDef):
         for d in range(len(shape)):
             n_in, n_out = shape[d], out[d]
             x = _original_coords(s["coord"], n_in, n_out, s["scales"][d], s["roi"][d], s["roi"][d + len(shape)])
+            if n_in == n_out and s["scales"][d] == 1.0 and s["coord"] != "tf_crop_and_resize":
+                x = np.arange(n_out, dtype=np.float64)  # an unscaled dim is copied (as onnxruntime does)
             outside = (x < 0) | (x > n_in - 1) if s["coord"] == "tf_crop_and_resize" else np.zeros(n_out, bool)
             if s["mode"] == "nearest":
                 i0 = np.clip(_nearest(x, s["nearest"]), 0, max(n_in - 1, 0)).astype(np.int64)
@@ -505,6 +507,8 @@ class Resize(_ResizeBase):
             return f"mode '{mode}' is not supported (nearest and linear are)"
         if node.attrs.get("coordinate_transformation_mode", "half_pixel") not in _COORD_MODES:
             return f"coordinate_transformation_mode '{node.attrs['coordinate_transformation_mode']}' is not supported"
+        if node.attrs.get("coordinate_transformation_mode") == "tf_half_pixel_for_nn" and node.opset >= 13:
+            return "coordinate_transformation_mode 'tf_half_pixel_for_nn' was removed in opset 13"
         if node.attrs.get("nearest_mode", "round_prefer_floor") not in _NEAREST_MODES:
             return f"nearest_mode '{node.attrs['nearest_mode']}' is not supported"
         if node.attrs.get("antialias", 0):
