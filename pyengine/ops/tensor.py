@@ -557,6 +557,11 @@ class Resize(_ResizeBase):
                     raise _err(node, f"scale {s} must be positive")
                 full_scales[a] = s
                 out[a] = int(math.floor(shape[a] * s))
+                if coord == "align_corners" and shape[a] * s != out[a]:
+                    # The spec divides by scale * length, onnxruntime by the integer output length.
+                    raise NotImplementedError(
+                        f"Resize align_corners with scale {s} on a dim of {shape[a]} (a fractional output length: "
+                        "onnxruntime and the ONNX specification give different results; give sizes instead)")
         else:
             raise _err(node, "one of scales and sizes is required")
         full_roi = [0.0] * rank + [1.0] * rank
