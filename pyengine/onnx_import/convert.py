@@ -93,6 +93,12 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     for name, arr in constants.items():
         infos[name] = TensorInfo.of(arr)
     inputs = [vi.name for vi in g.input if vi.name not in constants]
+    for vi in list(g.input) + list(g.output):
+        elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+        if elem and infos[vi.name].dtype is None:
+            kind = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem
+            raise UnsupportedOperatorError(f"graph input/output '{vi.name}' has element type {kind}, "
+                                           "which pyengine does not support")
     outputs = [vi.name for vi in g.output]
 
     opsets = {("" if imp.domain == "ai.onnx" else imp.domain): int(imp.version) for imp in model.opset_import}
