@@ -245,7 +245,7 @@ class ConvTransposeKernel : public Kernel {
             "ConvTranspose expects X and W of equal rank 3..5, got X " + shape_str(x.shape) + ", W " +
                 shape_str(wt.shape));
     // The window maps output (the "input" of the equivalent conv) to input.
-    win_ = Window3::from_spec(spec, y.shape, x.shape);
+    win_ = Window3::from_spec(spec, y.shape, x.shape, true);
     N_ = x.shape[0];
     C_ = x.shape[1];
     M_ = y.shape[1];

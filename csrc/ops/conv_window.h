@@ -24,7 +24,10 @@ struct Window3 {
   int64_t k_size() const { return k[0] * k[1] * k[2]; }
 
   // `in_spatial`/`out_spatial` are the trailing dims of the N, C, ... tensors.
-  static Window3 from_spec(const NodeSpec& spec, const Shape& in_shape, const Shape& out_shape) {
+  // ConvTranspose allows negative pads (an output_shape larger than the full
+  // transposed convolution).
+  static Window3 from_spec(const NodeSpec& spec, const Shape& in_shape, const Shape& out_shape,
+                           bool negative_pads = false) {
     Window3 w;
     size_t r = in_shape.size() - 2;
     require(r >= 1 && r <= 3, spec.op_type + " supports 1 to 3 spatial axes, got input " + shape_str(in_shape));
@@ -43,7 +46,7 @@ struct Window3 {
       w.d[o + a] = di[a];
       w.pb[o + a] = pads[a];
       w.pe[o + a] = pads[a + r];
-      require(ks[a] >= 1 && st[a] >= 1 && di[a] >= 1 && pads[a] >= 0 && pads[a + r] >= 0,
+      require(ks[a] >= 1 && st[a] >= 1 && di[a] >= 1 && (negative_pads || (pads[a] >= 0 && pads[a + r] >= 0)),
               spec.op_type + ": kernel, strides and dilations must be >= 1 and pads >= 0");
     }
     return w;

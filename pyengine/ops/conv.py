@@ -179,10 +179,7 @@ class ConvTranspose(_ConvBase):
         if out_shape:
             begins, ends = [], []
             for f, o in zip(full, out_shape):
-                total = f - o
-                if total < 0:
-                    raise NotImplementedError(f"output_shape {out_shape} larger than the full transposed "
-                                              f"convolution {full}")
+                total = f - o  # negative: the output extends past the full result (zeros + bias)
                 small = total // 2
                 begins.append(small if ap == "SAME_UPPER" else total - small)
                 ends.append(total - begins[-1])
