@@ -43,6 +43,7 @@ KernelTable make_table(Isa isa) {
   fill_gemm_ref(t);
   fill_vmath_ref(t);
   fill_vbinary_ref(t);
+  fill_conv_ref(t);
 #if defined(PYENGINE_HAVE_AVX2)
   if (isa == Isa::Avx2) {
     t.isa = Isa::Avx2;
@@ -50,6 +51,7 @@ KernelTable make_table(Isa isa) {
     fill_gemm_avx2(t);
     fill_vmath_avx2(t);
     fill_vbinary_avx2(t);
+    fill_conv_avx2(t);
   }
 #endif
   return t;

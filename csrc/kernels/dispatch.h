@@ -50,6 +50,18 @@ using PackBFn = void (*)(const float* B, int64_t ldb, bool trans_b, int64_t K, i
 // As SgemmFn with args.B/ldb/trans_b ignored and the packed operand used.
 using SgemmPackedFn = void (*)(const GemmArgs& args, const PackedB& b, ThreadPool* pool);
 
+// --- conv/pool ---
+// One output plane of a depthwise convolution (one input channel, one filter),
+// 3-D geometry (1-D/2-D lifted with leading axes of size 1): y = bias + conv(x).
+struct DwConvArgs {
+  const float* x = nullptr;  // input plane [in0][in1][in2]
+  const float* w = nullptr;  // filter [k0][k1][k2]
+  float* y = nullptr;        // output plane [out0][out1][out2]
+  float bias = 0.f;
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+};
+using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   const char* name = "scalar";
@@ -71,6 +83,9 @@ struct KernelTable {
   BinaryFn add = nullptr, sub = nullptr, mul = nullptr, div = nullptr;
   BinaryScalarFn add_scalar = nullptr, sub_scalar = nullptr, rsub_scalar = nullptr;
   BinaryScalarFn mul_scalar = nullptr, div_scalar = nullptr, rdiv_scalar = nullptr;
+
+  // --- conv/pool (kernels/*/conv_*.cpp) ---
+  ConvDwPlaneFn conv_dw_plane = nullptr;
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -78,10 +93,12 @@ struct KernelTable {
 void fill_gemm_ref(KernelTable& t);
 void fill_vmath_ref(KernelTable& t);
 void fill_vbinary_ref(KernelTable& t);
+void fill_conv_ref(KernelTable& t);
 #if defined(PYENGINE_HAVE_AVX2)
 void fill_gemm_avx2(KernelTable& t);
 void fill_vmath_avx2(KernelTable& t);
 void fill_vbinary_avx2(KernelTable& t);
+void fill_conv_avx2(KernelTable& t);
 #endif
 
 // The table in use for kernels built from now on.

@@ -1,7 +1,350 @@
-#include "runtime/kernel.h"
+// Conv and ConvTranspose on float32 (NCHW, 1-D to 3-D), with the bias and
+// the fused activation applied in the GEMM epilogue.
+//
+// Conv paths, chosen once from the shapes (never from the thread count, so
+// results are the same bits on any number of threads):
+//  - depthwise (group == C_in, one input channel per group): a direct kernel
+//    per output plane (table_.conv_dw_plane), parallel over planes;
+//  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
+//    GEMM reads the input in place;
+//  - everything else: im2col of a tile of output columns into per-thread
+//    scratch, then Y_tile = W_g @ col. Tiles of every (image, group) are
+//    spread over the threads; when there are too few tiles (batch 1, small
+//    output) one whole im2col per image is made and the GEMM itself threads.
+// The weights [M, C/g, k...] are already the row-major A operand of each
+// group's GEMM, so constant and computed weights take the same path.
+#include <algorithm>
+#include <cstring>
+
+#include "ops/common.h"
+#include "ops/conv_window.h"
 
 namespace pyengine {
 
-void register_conv_ops() {}
+namespace {
+
+constexpr int64_t kColBudget = 128 * 1024;  // floats of im2col per tile (~512 KB, about an L2)
+constexpr int64_t kMinTile = 64, kMaxTile = 512;
+constexpr int64_t kMinParallelTiles = 4;
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Rows (c, kd, kh, kw) for channels [c0, c1) and columns [p0, p1) of the
+// flattened output of one group's input x [Cg][D][H][W]; row r of channel c
+// is written at col + ((c - c0) * ksize + r) * ld. Taps outside the input are 0.
+void im2col(const float* x, const Window3& w, int64_t c0, int64_t c1, int64_t p0, int64_t p1, float* col,
+            int64_t ld) {
+  const int64_t OH = w.out[1], OW = w.out[2];
+  const int64_t ID = w.in[0], IH = w.in[1], IW = w.in[2];
+  float* dst = col;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* xc = x + c * w.in_size();
+    for (int64_t kd = 0; kd < w.k[0]; ++kd)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw, dst += ld) {
+          const int64_t off = kw * w.d[2] - w.pb[2];
+          int64_t lo, hi;
+          valid_range(off, w.s[2], IW, OW, &lo, &hi);
+          int64_t p = p0;
+          int64_t ow = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
+          float* out = dst;
+          while (p < p1) {
+            const int64_t n = std::min(p1 - p, OW - ow);  // rest of this output row
+            const int64_t id = od * w.s[0] - w.pb[0] + kd * w.d[0];
+            const int64_t ih = oh * w.s[1] - w.pb[1] + kh * w.d[1];
+            if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+              std::fill(out, out + n, 0.f);
+            } else {
+              const float* xr = xc + (id * IH + ih) * IW;
+              const int64_t a = std::clamp(lo, ow, ow + n), b = std::clamp(hi, a, ow + n);
+              std::fill(out, out + (a - ow), 0.f);
+              if (w.s[2] == 1) std::memcpy(out + (a - ow), xr + a + off, static_cast<size_t>(b - a) * sizeof(float));
+              else
+                for (int64_t j = a; j < b; ++j) out[j - ow] = xr[j * w.s[2] + off];
+              std::fill(out + (b - ow), out + n, 0.f);
+            }
+            out += n;
+            p += n;
+            ow = 0;
+            if (++oh == OH) { oh = 0; ++od; }
+          }
+        }
+  }
+}
+
+// Y planes = bias + activation when the reduction is empty (no input channels).
+void fill_bias(const KernelTable& t, float* y, const float* bias, int64_t planes, int64_t channels, int64_t size,
+               const Activation& act) {
+  for (int64_t i = 0; i < planes; ++i) {
+    float* p = y + i * size;
+    std::fill(p, p + size, bias ? bias[i % channels] : 0.f);
+    t.activation(p, p, size, act);
+  }
+}
+
+class ConvKernel : public Kernel {
+ public:
+  explicit ConvKernel(const NodeSpec& spec) : table_(kernels()) {
+    const TensorDesc& x = spec.input(0);
+    const TensorDesc& wt = spec.input(1);
+    const TensorDesc& y = spec.outputs[0];
+    require_dtype(x, DType::Float32, "Conv input X");
+    require_dtype(wt, DType::Float32, "Conv weight W");
+    require(x.rank() >= 3 && x.rank() <= 5 && wt.rank() == x.rank() && y.rank() == x.rank(),
+            "Conv expects X and W of equal rank 3..5, got X " + shape_str(x.shape) + ", W " + shape_str(wt.shape));
+    win_ = Window3::from_spec(spec, x.shape, y.shape);
+    N_ = x.shape[0];
+    C_ = x.shape[1];
+    M_ = y.shape[1];
+    G_ = spec.attrs.get_int("group", 1);
+    require(G_ >= 1 && C_ % G_ == 0 && M_ % G_ == 0, "Conv: channels " + std::to_string(C_) + " -> " +
+                                                         std::to_string(M_) + " not divisible by group " + std::to_string(G_));
+    Cg_ = C_ / G_;
+    Mg_ = M_ / G_;
+    ks_ = win_.k_size();
+    Kg_ = Cg_ * ks_;
+    P_ = win_.out_size();
+    require(wt.shape[0] == M_ && wt.shape[1] == Cg_ && wt.numel() == M_ * Kg_,
+            "Conv weight " + shape_str(wt.shape) + " does not match input " + shape_str(x.shape) + " and group " +
+                std::to_string(G_));
+    has_bias_ = spec.has_input(2);
+    if (has_bias_) {
+      require_dtype(spec.input(2), DType::Float32, "Conv bias B");
+      require(spec.input(2).numel() == M_, "Conv bias must have " + std::to_string(M_) + " entries");
+    }
+    act_ = fused_activation(spec);
+    bool unit = true;
+    for (int a = 0; a < 3; ++a) unit = unit && win_.k[a] == 1 && win_.s[a] == 1 && win_.pb[a] == 0 && win_.pe[a] == 0;
+    depthwise_ = Cg_ == 1 && G_ == C_ && G_ > 1;
+    pointwise_ = unit && !depthwise_;
+    tile_ = std::min(P_, std::clamp(kColBudget / std::max<int64_t>(Kg_, 1) / 16 * 16, kMinTile, kMaxTile));
+    tile_ = std::max<int64_t>(tile_, 1);
+    ntiles_ = (P_ + tile_ - 1) / tile_;
+    whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
+    threads_ = std::max(1, spec.num_threads);
+    col_stride_ = round_up(Kg_ * tile_, 16);
+  }
+
+  size_t scratch_bytes() const override {
+    if (depthwise_ || pointwise_) return 0;
+    size_t floats = whole_ ? static_cast<size_t>(Kg_ * P_) : static_cast<size_t>(col_stride_ * threads_);
+    return floats * sizeof(float);
+  }
+
+  void run(const KernelIO& io) override {
+    const float* X = in_ptr<float>(io, 0);
+    const float* W = in_ptr<float>(io, 1);
+    const float* B = has_bias_ ? in_ptr<float>(io, 2) : nullptr;
+    float* Y = out_ptr<float>(io, 0);
+    if (N_ == 0 || M_ == 0 || P_ == 0) return;
+    if (Kg_ == 0) {
+      fill_bias(table_, Y, B, N_ * M_, M_, P_, act_);
+      return;
+    }
+    if (depthwise_) return run_depthwise(io, X, W, B, Y);
+
+    GemmArgs base;
+    base.M = Mg_;
+    base.K = Kg_;
+    base.lda = Kg_;
+    base.ldc = P_;
+    base.act = act_;
+    float* scratch = static_cast<float*>(io.scratch);
+    if (whole_) {
+      for (int64_t n = 0; n < N_; ++n)
+        for (int64_t g = 0; g < G_; ++g) {
+          const float* xg = X + (n * C_ + g * Cg_) * win_.in_size();
+          GemmArgs a = base;
+          if (pointwise_) {
+            a.B = xg;
+          } else {
+            io.pool->parallel_for(Cg_, 1, [&](int64_t c0, int64_t c1) {
+              im2col(xg, win_, c0, c1, 0, P_, scratch + c0 * ks_ * P_, P_);
+            });
+            a.B = scratch;
+          }
+          a.ldb = P_;
+          a.N = P_;
+          a.A = W + g * Mg_ * Kg_;
+          a.C = Y + (n * M_ + g * Mg_) * P_;
+          a.bias_row = B ? B + g * Mg_ : nullptr;
+          table_.sgemm(a, io.pool);
+        }
+      return;
+    }
+    io.pool->parallel_for(N_ * G_ * ntiles_, 1, [&](int64_t i0, int64_t i1) {
+      float* col = scratch + ThreadPool::thread_index() * col_stride_;
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t t = it % ntiles_, g = (it / ntiles_) % G_, n = it / (ntiles_ * G_);
+        const int64_t p0 = t * tile_, p1 = std::min(P_, p0 + tile_);
+        const float* xg = X + (n * C_ + g * Cg_) * win_.in_size();
+        GemmArgs a = base;
+        if (pointwise_) {
+          a.B = xg + p0;
+          a.ldb = P_;
+        } else {
+          im2col(xg, win_, 0, Cg_, p0, p1, col, p1 - p0);
+          a.B = col;
+          a.ldb = p1 - p0;
+        }
+        a.N = p1 - p0;
+        a.A = W + g * Mg_ * Kg_;
+        a.C = Y + (n * M_ + g * Mg_) * P_ + p0;
+        a.bias_row = B ? B + g * Mg_ : nullptr;
+        table_.sgemm(a, nullptr);
+      }
+    });
+  }
+
+ private:
+  void run_depthwise(const KernelIO& io, const float* X, const float* W, const float* B, float* Y) {
+    io.pool->parallel_for(N_ * M_, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t n = i / M_, m = i % M_, c = m / Mg_;
+        DwConvArgs a;
+        a.x = X + (n * C_ + c) * win_.in_size();
+        a.w = W + m * ks_;
+        a.y = Y + i * P_;
+        a.bias = B ? B[m] : 0.f;
+        for (int d = 0; d < 3; ++d) {
+          a.in[d] = win_.in[d];
+          a.out[d] = win_.out[d];
+          a.k[d] = win_.k[d];
+          a.s[d] = win_.s[d];
+          a.d[d] = win_.d[d];
+          a.pb[d] = win_.pb[d];
+        }
+        table_.conv_dw_plane(a);
+        if (act_.kind != Activation::None) table_.activation(a.y, a.y, P_, act_);
+      }
+    });
+  }
+
+  const KernelTable& table_;
+  Window3 win_;
+  int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kg_ = 0, P_ = 0;
+  int64_t tile_ = 1, ntiles_ = 1, col_stride_ = 0;
+  int threads_ = 1;
+  bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
+  Activation act_;
+};
+
+// ConvTranspose: per image and group, col[Mg*k, HW_in] = W_g^T @ X[n][g]
+// (the GEMM threads), then col2im scatters col into the output planes,
+// parallel over output channels (each plane is written by one thread, in a
+// fixed order, so the sums do not depend on the thread count).
+class ConvTransposeKernel : public Kernel {
+ public:
+  explicit ConvTransposeKernel(const NodeSpec& spec) : table_(kernels()) {
+    const TensorDesc& x = spec.input(0);
+    const TensorDesc& wt = spec.input(1);
+    const TensorDesc& y = spec.outputs[0];
+    require_dtype(x, DType::Float32, "ConvTranspose input X");
+    require_dtype(wt, DType::Float32, "ConvTranspose weight W");
+    require(x.rank() >= 3 && x.rank() <= 5 && wt.rank() == x.rank() && y.rank() == x.rank(),
+            "ConvTranspose expects X and W of equal rank 3..5, got X " + shape_str(x.shape) + ", W " +
+                shape_str(wt.shape));
+    // The window maps output (the "input" of the equivalent conv) to input.
+    win_ = Window3::from_spec(spec, y.shape, x.shape, true);
+    N_ = x.shape[0];
+    C_ = x.shape[1];
+    M_ = y.shape[1];
+    G_ = spec.attrs.get_int("group", 1);
+    require(G_ >= 1 && C_ % G_ == 0 && M_ % G_ == 0, "ConvTranspose: channels not divisible by group");
+    Cg_ = C_ / G_;
+    Mg_ = M_ / G_;
+    ks_ = win_.k_size();
+    Kc_ = Mg_ * ks_;
+    I_ = win_.out_size();  // input spatial size (window "output")
+    P_ = win_.in_size();   // output spatial size
+    require(wt.shape[0] == C_ && wt.shape[1] == Mg_ && wt.numel() == C_ * Kc_,
+            "ConvTranspose weight " + shape_str(wt.shape) + " does not match input " + shape_str(x.shape) +
+                " and output " + shape_str(y.shape));
+    has_bias_ = spec.has_input(2);
+    if (has_bias_) {
+      require_dtype(spec.input(2), DType::Float32, "ConvTranspose bias B");
+      require(spec.input(2).numel() == M_, "ConvTranspose bias must have " + std::to_string(M_) + " entries");
+    }
+    act_ = fused_activation(spec);
+  }
+
+  size_t scratch_bytes() const override { return static_cast<size_t>(Kc_ * I_) * sizeof(float); }
+
+  void run(const KernelIO& io) override {
+    const float* X = in_ptr<float>(io, 0);
+    const float* W = in_ptr<float>(io, 1);
+    const float* B = has_bias_ ? in_ptr<float>(io, 2) : nullptr;
+    float* Y = out_ptr<float>(io, 0);
+    if (N_ == 0 || M_ == 0 || P_ == 0) return;
+    if (Cg_ == 0 || I_ == 0) {
+      fill_bias(table_, Y, B, N_ * M_, M_, P_, act_);
+      return;
+    }
+    float* col = static_cast<float*>(io.scratch);
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t g = 0; g < G_; ++g) {
+        GemmArgs a;
+        a.trans_a = true;
+        a.M = Kc_;
+        a.N = I_;
+        a.K = Cg_;
+        a.A = W + g * Cg_ * Kc_;
+        a.lda = Kc_;
+        a.B = X + (n * C_ + g * Cg_) * I_;
+        a.ldb = I_;
+        a.C = col;
+        a.ldc = I_;
+        table_.sgemm(a, io.pool);
+        io.pool->parallel_for(Mg_, 1, [&](int64_t m0, int64_t m1) {
+          for (int64_t m = m0; m < m1; ++m) {
+            const int64_t oc = g * Mg_ + m;
+            float* y = Y + (n * M_ + oc) * P_;
+            std::fill(y, y + P_, B ? B[oc] : 0.f);
+            col2im(col + m * ks_ * I_, y);
+            if (act_.kind != Activation::None) table_.activation(y, y, P_, act_);
+          }
+        });
+      }
+  }
+
+ private:
+  // Adds the ks_ rows [ks_][I_] of one output channel into its plane y.
+  void col2im(const float* col, float* y) const {
+    const Window3& w = win_;
+    const int64_t OH = w.in[1], OW = w.in[2];  // output plane (window input)
+    const int64_t ID = w.out[0], IH = w.out[1], IW = w.out[2];
+    for (int64_t kd = 0; kd < w.k[0]; ++kd)
+      for (int64_t kh = 0; kh < w.k[1]; ++kh)
+        for (int64_t kw = 0; kw < w.k[2]; ++kw, col += I_) {
+          const int64_t off = kw * w.d[2] - w.pb[2];
+          int64_t lo, hi;
+          valid_range(off, w.s[2], OW, IW, &lo, &hi);
+          for (int64_t id = 0; id < ID; ++id) {
+            const int64_t od = id * w.s[0] - w.pb[0] + kd * w.d[0];
+            if (od < 0 || od >= w.in[0]) continue;
+            for (int64_t ih = 0; ih < IH; ++ih) {
+              const int64_t oh = ih * w.s[1] - w.pb[1] + kh * w.d[1];
+              if (oh < 0 || oh >= OH) continue;
+              const float* src = col + (id * IH + ih) * IW;
+              float* dst = y + (od * OH + oh) * OW + off;
+              for (int64_t iw = lo; iw < hi; ++iw) dst[iw * w.s[2]] += src[iw];
+            }
+          }
+        }
+  }
+
+  const KernelTable& table_;
+  Window3 win_;
+  int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kc_ = 0, I_ = 0, P_ = 0;
+  bool has_bias_ = false;
+  Activation act_;
+};
+
+}  // namespace
+
+void register_conv_ops() {
+  register_kernel("Conv", make_kernel<ConvKernel>);
+  register_kernel("ConvTranspose", make_kernel<ConvTransposeKernel>);
+}
 
 }  // namespace pyengine

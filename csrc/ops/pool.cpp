@@ -1,7 +1,195 @@
-#include "runtime/kernel.h"
+// MaxPool (optional Indices), AveragePool and LpPool, 1-D to 3-D windows
+// with pads, strides, dilations (geometry resolved in pyengine/ops/pool.py),
+// and their Global forms (attribute global = 1: one window over all spatial
+// axes of any rank). Parallel over the N*C planes; every output element is
+// reduced by one thread in a fixed order.
+#include <cmath>
+#include <limits>
+
+#include "ops/common.h"
+#include "ops/conv_window.h"
 
 namespace pyengine {
 
-void register_pool_ops() {}
+namespace {
+
+enum class PoolMode { Max, Avg, Lp };
+
+// Taps of a dilated window along one axis that land in [lo, hi).
+inline int64_t taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64_t hi) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < k; ++i) n += (start + i * d >= lo && start + i * d < hi);
+  return n;
+}
+
+class PoolKernel : public Kernel {
+ public:
+  PoolKernel(const NodeSpec& spec, PoolMode mode) : mode_(mode) {
+    const TensorDesc& x = spec.input(0);
+    const TensorDesc& y = spec.outputs[0];
+    dtype_ = x.dtype;
+    require(y.dtype == dtype_, spec.op_type + ": output type differs from input type");
+    if (mode_ == PoolMode::Max)
+      require(dtype_ == DType::Float32 || dtype_ == DType::Float64 || dtype_ == DType::Int8 || dtype_ == DType::UInt8,
+              "MaxPool supports float32, float64, int8 and uint8, got " + std::string(dtype_name(dtype_)));
+    else
+      require(dtype_ == DType::Float32 || dtype_ == DType::Float64,
+              spec.op_type + " supports float32 and float64, got " + std::string(dtype_name(dtype_)));
+    require(x.rank() >= 3, spec.op_type + " expects N x C x spatial..., got " + shape_str(x.shape));
+    planes_ = x.shape[0] * x.shape[1];
+    global_ = spec.attrs.get_int("global", 0) != 0;
+    if (global_) {
+      inner_ = planes_ ? x.numel() / planes_ : 0;
+    } else {
+      win_ = Window3::from_spec(spec, x.shape, y.shape);
+    }
+    count_include_pad_ = spec.attrs.get_int("count_include_pad", 0) != 0;
+    p_ = spec.attrs.get_float("p", 2.0);
+    col_major_ = spec.attrs.get_int("storage_order", 0) != 0;
+    with_indices_ = mode_ == PoolMode::Max && spec.outputs.size() > 1;
+    if (with_indices_) require_dtype(spec.outputs[1], DType::Int64, "MaxPool Indices");
+  }
+
+  void run(const KernelIO& io) override {
+    switch (dtype_) {
+      case DType::Float32: return run_typed<float, float>(io);
+      case DType::Float64: return run_typed<double, double>(io);
+      case DType::Int8: return run_typed<int8_t, float>(io);
+      case DType::UInt8: return run_typed<uint8_t, float>(io);
+      default: return;
+    }
+  }
+
+ private:
+  template <class T, class Acc>
+  void run_typed(const KernelIO& io) {
+    const T* X = in_ptr<T>(io, 0);
+    T* Y = out_ptr<T>(io, 0);
+    int64_t* I = with_indices_ ? out_ptr<int64_t>(io, 1) : nullptr;
+    if (global_) {
+      io.pool->parallel_for(planes_, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner_, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const T* x = X + i * inner_;
+          int64_t arg = 0;
+          Y[i] = static_cast<T>(reduce_global<T, Acc>(x, &arg));
+          if (I) I[i] = i * inner_ + arg;
+        }
+      });
+      return;
+    }
+    const int64_t in_plane = win_.in_size(), out_plane = win_.out_size();
+    io.pool->parallel_for(planes_, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        pool_plane<T, Acc>(X + i * in_plane, Y + i * out_plane, I ? I + i * out_plane : nullptr, i * in_plane);
+    });
+  }
+
+  template <class T, class Acc>
+  Acc reduce_global(const T* x, int64_t* arg) const {
+    if (mode_ == PoolMode::Max) {
+      Acc best = std::numeric_limits<T>::lowest();
+      for (int64_t j = 0; j < inner_; ++j)
+        if (static_cast<Acc>(x[j]) > best) { best = x[j]; *arg = j; }
+      return best;
+    }
+    Acc s = 0;
+    if (mode_ == PoolMode::Avg) {
+      for (int64_t j = 0; j < inner_; ++j) s += x[j];
+      return s / static_cast<Acc>(inner_);
+    }
+    for (int64_t j = 0; j < inner_; ++j) s += lp_term<Acc>(x[j]);
+    return lp_root<Acc>(s);
+  }
+
+  template <class Acc>
+  Acc lp_term(Acc v) const {
+    v = std::abs(v);
+    return p_ == 1.0 ? v : p_ == 2.0 ? v * v : static_cast<Acc>(std::pow(v, p_));
+  }
+  template <class Acc>
+  Acc lp_root(Acc s) const {
+    return p_ == 1.0 ? s : p_ == 2.0 ? std::sqrt(s) : static_cast<Acc>(std::pow(s, 1.0 / p_));
+  }
+
+  // One N*C plane; `base` is the flat index of the plane's first input element.
+  template <class T, class Acc>
+  void pool_plane(const T* x, T* y, int64_t* idx, int64_t base) const {
+    const Window3& w = win_;
+    const int64_t ID = w.in[0], IH = w.in[1], IW = w.in[2];
+    for (int64_t od = 0; od < w.out[0]; ++od) {
+      const int64_t d0 = od * w.s[0] - w.pb[0];
+      for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+        const int64_t h0 = oh * w.s[1] - w.pb[1];
+        for (int64_t ow = 0; ow < w.out[2]; ++ow) {
+          const int64_t w0 = ow * w.s[2] - w.pb[2];
+          Acc acc = mode_ == PoolMode::Max ? static_cast<Acc>(std::numeric_limits<T>::lowest()) : Acc(0);
+          int64_t arg = -1;
+          for (int64_t kd = 0; kd < w.k[0]; ++kd) {
+            const int64_t id = d0 + kd * w.d[0];
+            if (id < 0 || id >= ID) continue;
+            for (int64_t kh = 0; kh < w.k[1]; ++kh) {
+              const int64_t ih = h0 + kh * w.d[1];
+              if (ih < 0 || ih >= IH) continue;
+              const T* row = x + (id * IH + ih) * IW;
+              for (int64_t kw = 0; kw < w.k[2]; ++kw) {
+                const int64_t iw = w0 + kw * w.d[2];
+                if (iw < 0 || iw >= IW) continue;
+                const Acc v = static_cast<Acc>(row[iw]);
+                if (mode_ == PoolMode::Max) {
+                  if (v > acc || arg < 0) { acc = v; arg = (id * IH + ih) * IW + iw; }
+                } else if (mode_ == PoolMode::Avg) {
+                  acc += v;
+                } else {
+                  acc += lp_term<Acc>(v);
+                }
+              }
+            }
+          }
+          const int64_t o = (od * w.out[1] + oh) * w.out[2] + ow;
+          if (mode_ == PoolMode::Avg) {
+            // Divisor: the taps inside the input, or (count_include_pad) inside the padded input.
+            int64_t n = 1;
+            for (int a = 0; a < 3; ++a) {
+              const int64_t start = (a == 0 ? d0 : a == 1 ? h0 : w0);
+              n *= count_include_pad_ ? taps_in(start, w.k[a], w.d[a], -w.pb[a], w.in[a] + w.pe[a])
+                                      : taps_in(start, w.k[a], w.d[a], 0, w.in[a]);
+            }
+            acc = n ? acc / static_cast<Acc>(n) : Acc(0);
+          } else if (mode_ == PoolMode::Lp) {
+            acc = lp_root<Acc>(acc);
+          }
+          y[o] = static_cast<T>(acc);
+          if (idx) {
+            if (arg < 0) arg = 0;
+            if (col_major_) {  // index with the spatial axes reversed: h + w * H (2-D)
+              const int64_t aw = arg % IW, ah = (arg / IW) % IH, ad = arg / (IW * IH);
+              arg = ad + ID * (ah + IH * aw);
+            }
+            idx[o] = base + arg;
+          }
+        }
+      }
+    }
+  }
+
+  PoolMode mode_;
+  DType dtype_ = DType::Float32;
+  Window3 win_;
+  int64_t planes_ = 0, inner_ = 0;
+  bool global_ = false, count_include_pad_ = false, col_major_ = false, with_indices_ = false;
+  double p_ = 2.0;
+};
+
+std::unique_ptr<Kernel> make_max(const NodeSpec& s) { return std::make_unique<PoolKernel>(s, PoolMode::Max); }
+std::unique_ptr<Kernel> make_avg(const NodeSpec& s) { return std::make_unique<PoolKernel>(s, PoolMode::Avg); }
+std::unique_ptr<Kernel> make_lp(const NodeSpec& s) { return std::make_unique<PoolKernel>(s, PoolMode::Lp); }
+
+}  // namespace
+
+void register_pool_ops() {
+  register_kernel("MaxPool", make_max);
+  register_kernel("AveragePool", make_avg);
+  register_kernel("LpPool", make_lp);
+}
 
 }  // namespace pyengine
