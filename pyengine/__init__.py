@@ -3,7 +3,7 @@
 `import pyengine as ort` gives the parts of onnxruntime's Python API most
 code uses: InferenceSession, SessionOptions, get_available_providers.
 """
-from .errors import (InputError, InputTypeError, InvalidModelError, PyEngineError,
+from .errors import (InputError, InputTypeError, InvalidModelError, PyEngineError, ResourceLimitError,
                      UnsupportedOperatorError)
 from .runtime.native import _engine
 from .runtime.options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
@@ -34,5 +34,5 @@ __all__ = [
     "InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel", "ExecutionMode",
     "NodeArg", "ModelMetadata", "get_available_providers", "get_all_providers", "get_device",
     "set_isa", "current_isa", "available_isas", "PyEngineError", "InvalidModelError",
-    "UnsupportedOperatorError", "InputError", "InputTypeError", "__version__",
+    "UnsupportedOperatorError", "InputError", "InputTypeError", "ResourceLimitError", "__version__",
 ]

@@ -25,3 +25,7 @@ class InputError(PyEngineError, ValueError):
 
 class InputTypeError(PyEngineError, TypeError):
     """An input given to run() has the wrong element type."""
+
+
+class ResourceLimitError(PyEngineError, MemoryError):
+    """A plan would need more memory than the configured limit (refused before allocating)."""

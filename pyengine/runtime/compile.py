@@ -15,7 +15,7 @@ import numpy as np
 from .. import _dtypes
 from ..errors import InvalidModelError
 from ..graph.specialize import Specialized, node_error
-from . import memory
+from . import limits, memory
 from .native import _engine
 
 
@@ -44,8 +44,30 @@ def _unnamed(node, k: int) -> str:
     return f"{node.name}#unused_output_{k}"
 
 
-def compile_plan(spec: Specialized, input_names: list, output_names: list, pool) -> CompiledPlan:
+def _check_shapes(spec: Specialized, output_names: list, limit: int) -> None:
+    """Every tensor the plan holds has a sane shape and fits the memory limit
+    (checked before anything is allocated; Python ints cannot overflow)."""
+    for step in spec.steps:
+        for k, info in enumerate(step.outs):
+            name = step.node.outputs[k] if k < len(step.node.outputs) and step.node.outputs[k] else \
+                _unnamed(step.node, k)
+            where = f"output {k} of node '{step.node.name}' ({step.node.op_type})"
+            if info.shape is None or any(not isinstance(d, (int, np.integer)) or d < 0 for d in info.shape):
+                raise InvalidModelError(f"tensor '{name}' ({where}) has no valid concrete shape: {info.shape}")
+            limits.check_tensor(name, where, _nbytes(info), limit)
+    for name in output_names:
+        info = spec.env.get(name)
+        if info is not None and info.shape is not None:
+            limits.check_tensor(name, "graph output", _nbytes(info), limit)
+
+
+def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
+                 memory_limit: int | None = None) -> CompiledPlan:
+    """`memory_limit`: bytes the plan may need (None: the default of
+    runtime/limits.py, 0: unlimited)."""
     env, steps = spec.env, spec.steps
+    limit = limits.memory_limit() if memory_limit is None else memory_limit
+    _check_shapes(spec, output_names, limit)
     plan = _engine.Plan(pool)
     slots: dict = {}
 
@@ -88,6 +110,14 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool)
                 root[key] = key
                 buffers[key] = memory.Buffer(key, _nbytes(info), idx, idx)
     arena_bytes = memory.plan_offsets(list(buffers.values()))
+    const_names = {n for step in steps for n in step.node.inputs if n and n in env and env[n].value is not None}
+    const_names.update(n for n in output_names if n in env and env[n].value is not None)
+    sizes = {"arena": arena_bytes,
+             "constants": sum(env[n].value.nbytes for n in const_names),
+             "outputs": sum(_nbytes(env[n]) for n in set(output_names) if n in env)}
+    largest = max(buffers.values(), key=lambda b: b.nbytes, default=None)
+    largest_desc = f"'{largest.name}' {largest.nbytes} bytes" if largest else "none"
+    limits.check_total(sizes, largest_desc, limit)
 
     def slot_of(name):
         if name not in slots:
@@ -125,6 +155,8 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool)
         dst = plan.add_output(j, *desc(env[name]))
         plan.add_node("Identity", f"output_copy_{j}", {}, [src], [dst])
 
+    sizes["scratch"] = int(plan.scratch_bytes)  # known once the kernels are built, before any run
+    limits.check_total(sizes, largest_desc, limit)
     plan.finalize(arena_bytes)
     return CompiledPlan(plan, [env[n].dtype for n in output_names],
                         [tuple(int(d) for d in env[n].shape) for n in output_names], arena_bytes, len(steps))

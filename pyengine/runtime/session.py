@@ -17,6 +17,7 @@ from ..onnx_import.convert import to_graph
 from ..onnx_import.loader import load_model
 from ..ops.registry import get_opdef
 from .compile import compile_plan
+from .limits import memory_limit
 from .native import thread_pool
 from .options import GraphOptimizationLevel, RunOptions, SessionOptions
 
@@ -119,6 +120,7 @@ class InferenceSession:
     def __init__(self, path_or_bytes, sess_options: Optional[SessionOptions] = None,
                  providers: Optional[Sequence] = None, provider_options=None, **kwargs):
         self._options = sess_options or SessionOptions()
+        self._memory_limit = memory_limit(getattr(self._options, "_config", None))
         self._providers = self._choose_providers(providers)
         self._model = load_model(path_or_bytes)
         graph = to_graph(self._model)
@@ -235,7 +237,8 @@ class InferenceSession:
                 return compiled
             infos = {s.name: TensorInfo(s.dtype, tuple(shape)) for s, shape in zip(self._inputs, shapes)}
             spec = specialize(self._graph, infos)
-            compiled = compile_plan(spec, self._input_names, self._output_names, self._pool)
+            compiled = compile_plan(spec, self._input_names, self._output_names, self._pool,
+                                    self._memory_limit)
             if len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[shapes] = compiled
