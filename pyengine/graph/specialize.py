@@ -51,7 +51,7 @@ def infer_node(node: Node, opdef, ins: list) -> list:
             f"(supported: {sorted(str(d) for d in opdef.dtypes)})", {node.op_type: [node.name]})
     try:
         outs = opdef.infer(node, ins)
-    except (ValueError, TypeError, NotImplementedError, IndexError, KeyError) as e:
+    except (ValueError, TypeError, NotImplementedError, IndexError, KeyError, ArithmeticError) as e:
         raise node_error(node, e) from None
     if len(outs) < len(node.outputs):
         raise InvalidModelError(f"node '{node.name}' ({node.op_type}) declares {len(node.outputs)} outputs, "
@@ -81,7 +81,7 @@ def specialize(graph: Graph, inputs: dict, fold: bool = True) -> Specialized:
         if not known and fold and foldable and small:
             try:
                 outs = [TensorInfo.of(v) for v in opdef.compute(node, ins, outs)]
-            except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+            except (ValueError, TypeError, NotImplementedError, IndexError, ArithmeticError) as e:
                 raise node_error(node, e) from None
             known = True
         if not known:

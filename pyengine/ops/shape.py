@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..graph.ir import TensorInfo
+from ..runtime.limits import check_tensor, memory_limit
 from .registry import OpDef, const_input, register
 
 
@@ -180,9 +181,16 @@ class Range(OpDef):
         start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in vals)
         if delta == 0:
             raise ValueError(f"node '{node.name}' (Range): delta is 0")
+        if not all(math.isfinite(float(v)) for v in (start, limit, delta)):
+            raise ValueError(f"node '{node.name}' (Range): start {start}, limit {limit} and delta {delta} "
+                             "must be finite")
         n = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
         if dtype.kind == "i":
             n = max(-((int(start) - int(limit)) // int(delta)), 0)
+        # The value is computed here, at compile time: refuse a huge one before allocating it.
+        check_tensor(node.outputs[0], f"output of node '{node.name}' (Range), {n} elements", n * dtype.itemsize,
+                     memory_limit())
+        if dtype.kind == "i":
             value = (int(start) + np.arange(n, dtype=np.int64) * int(delta)).astype(dtype)
         else:
             # onnxruntime accumulates start + i * delta in the element type.

@@ -24,7 +24,7 @@ def run(graph) -> bool:
         try:
             values = [o.value for o in outs] if all(o.value is not None for o in outs) \
                 else opdef.compute(node, ins, outs)
-        except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+        except (ValueError, TypeError, NotImplementedError, IndexError, ArithmeticError) as e:
             raise node_error(node, e) from None
         for name, value in zip(node.outputs, values):
             if name:
