@@ -1,16 +1,32 @@
-"""Long fuzz run over mutated models (see pyengine/testing/fuzz.py); prints
-the outcome counts and any crash. Results go into RELIABILITY.md.
+"""Long fuzz run over mutated models and hostile inputs (see
+pyengine/testing/fuzz.py); prints the outcome counts, any crash and any
+unexpected exception type. Results go into RELIABILITY.md.
 
     python benchmarks/fuzz.py [--cases 50000] [--seed 0]
+
+Exits non-zero when a case crashed, hung or ended in an unexpected exception.
 """
 import argparse
 import json
+import os
+import sys
+import time
 
-from pyengine.testing.fuzz import run_cases
+try:
+    import pyengine  # noqa: F401 - an installed pyengine, or the in-place build below
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pyengine.testing.fuzz import run_cases  # noqa: E402
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--case-timeout", type=float, default=60.0, help="seconds before one case counts as hung")
     args = ap.parse_args()
-    print(json.dumps(run_cases(args.cases, seed=args.seed, timeout=3600), indent=1))
+    t0 = time.time()
+    report = run_cases(args.cases, seed=args.seed, timeout=3600, case_timeout=args.case_timeout)
+    report["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(report, indent=1))
+    sys.exit(1 if report["crashes"] or report["unexpected"] else 0)

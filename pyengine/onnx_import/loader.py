@@ -3,6 +3,7 @@ data confined to the model's own folder, then checked and shape-inferred."""
 from __future__ import annotations
 
 import os
+import stat
 from typing import Union
 
 import onnx
@@ -10,6 +11,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from ..errors import InvalidModelError
+from ..runtime.limits import check_tensor, memory_limit
 
 ModelSource = Union[str, bytes, os.PathLike, onnx.ModelProto]
 
@@ -60,27 +62,46 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     return model
 
 
-def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
-    tensors = [t for t in external_data_helper._get_all_tensors(model)
-               if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
-    if not tensors:
-        return
-    if base_dir is None:
+def _external_file(tensor, location: str, real_base: str) -> str:
+    """The real path of `location`, which must be a relative path to a file
+    inside the model's folder (symbolic links resolved before the check)."""
+    if not location or "\x00" in location or os.path.isabs(location):
+        raise InvalidModelError(f"tensor '{tensor.name}': external data location {location!r} is not a relative path")
+    path = os.path.realpath(os.path.join(real_base, location))
+    if os.path.commonpath([path, real_base]) != real_base:
         raise InvalidModelError(
-            "the model keeps tensors in external files; load it from its path so they can be found")
-    real_base = os.path.realpath(base_dir)
-    for tensor in tensors:
-        info = {e.key: e.value for e in tensor.external_data}
-        location = info.get("location", "")
-        if not location or os.path.isabs(location):
-            raise InvalidModelError(f"tensor '{tensor.name}': external data location {location!r} is not a relative path")
-        path = os.path.realpath(os.path.join(real_base, location))
-        if os.path.commonpath([path, real_base]) != real_base:
-            raise InvalidModelError(
-                f"tensor '{tensor.name}': external data location {location!r} points outside the model's folder")
-        if not os.path.isfile(path):
-            raise InvalidModelError(f"tensor '{tensor.name}': external data file {location!r} not found")
-        size = os.path.getsize(path)
+            f"tensor '{tensor.name}': external data location {location!r} points outside the model's folder")
+    return path
+
+
+def _expected_nbytes(tensor):
+    """Bytes the tensor's dims and element type call for (None if the type has no fixed size)."""
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except Exception:  # noqa: BLE001 - unknown or string types: the converter reports them
+        return None
+    if tensor.data_type in (onnx.TensorProto.STRING, 0):
+        return None
+    n = itemsize
+    for d in tensor.dims:
+        n *= int(d)
+    return n
+
+
+def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
+    # Opened without following a final symlink and without blocking (a FIFO
+    # or device swapped in after the path check must not hang or stream
+    # forever), then checked on the open descriptor itself.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise InvalidModelError(f"tensor '{tensor.name}': cannot open external data file {location!r} "
+                                f"({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidModelError(f"tensor '{tensor.name}': external data location {location!r} is not a regular file")
+        size = st.st_size
         try:
             offset = int(info.get("offset", 0) or 0)
             length = int(info["length"]) if info.get("length") else size - offset
@@ -90,9 +111,40 @@ def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
             raise InvalidModelError(
                 f"tensor '{tensor.name}': external data range [{offset}, {offset + length}) exceeds "
                 f"the {size}-byte file {location!r}")
-        with open(path, "rb") as f:
-            f.seek(offset)
-            tensor.raw_data = f.read(length)
+        expected = _expected_nbytes(tensor)
+        if expected is None:
+            raise InvalidModelError(f"tensor '{tensor.name}': element type {tensor.data_type} cannot be read "
+                                    "from external data (no fixed element size)")
+        if length != expected:
+            raise InvalidModelError(
+                f"tensor '{tensor.name}': external data holds {length} bytes, its dims {list(tensor.dims)} and "
+                f"element type need {expected}")
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise InvalidModelError(f"tensor '{tensor.name}': external data file {location!r} changed while reading")
+    return data
+
+
+def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
+    tensors = [t for t in external_data_helper._get_all_tensors(model)
+               if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
+    if not tensors:
+        return
+    if base_dir is None:
+        raise InvalidModelError(
+            "the model keeps tensors in external files; load it from its path so they can be found")
+    real_base = os.path.realpath(base_dir)
+    # Several tensors may name the same bytes: the total read is what must fit.
+    total, limit = 0, memory_limit()
+    for tensor in tensors:
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        path = _external_file(tensor, location, real_base)
+        expected = _expected_nbytes(tensor)
+        total += expected or 0
+        check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total, limit)
+        tensor.raw_data = _read_range(tensor, path, location, info)
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
 
