@@ -97,10 +97,11 @@ def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
     except OSError as e:
         raise InvalidModelError(f"tensor '{tensor.name}': cannot open external data file {location!r} "
                                 f"({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InvalidModelError(f"tensor '{tensor.name}': external data location {location!r} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidModelError(f"tensor '{tensor.name}': external data location {location!r} is not a regular file")
         size = st.st_size
         try:
             offset = int(info.get("offset", 0) or 0)
