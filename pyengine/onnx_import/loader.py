@@ -44,11 +44,77 @@ def load_model(source: ModelSource) -> onnx.ModelProto:
         except Exception as e:  # noqa: BLE001 - report any inliner failure as a bad model
             raise InvalidModelError(f"cannot inline the model's local functions: {e}") from None
     _check(model)
-    try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference is a help, not a requirement
-        pass
+    return _infer_shapes(model)
+
+
+# onnx's own shape inference (C++) aborts the whole process when a Slice
+# node sees a negative dim (produced upstream by e.g. a Resize with a
+# negative scale) or a step of 2**31 or more (a std::clamp assertion, found
+# by the fuzzer with onnx 1.23). Inference is only a help here, so it runs
+# first with every Slice hidden (renamed to an op onnx does not know, which
+# non-strict inference skips), then again with the Slices whose data input
+# came out with a sane shape and whose steps are sane. pyengine infers every
+# shape itself when the plan is specialized.
+_HIDDEN_OP = "PyengineHiddenFromOnnxInference"
+
+
+def _infer_shapes(model):
+    slices = [(g, n) for g in _all_graphs(model.graph) for n in g.node
+              if n.op_type == "Slice" and n.domain in ("", "ai.onnx")]
+    if not slices:
+        return _onnx_infer(model)
+    for _, n in slices:
+        n.op_type = _HIDDEN_OP
+    first = _onnx_infer(model)
+    shapes = {}
+    for g in _all_graphs(first.graph):
+        for v in list(g.input) + list(g.value_info) + list(g.output):
+            t = v.type.tensor_type
+            if v.type.HasField("tensor_type") and t.HasField("shape"):
+                shapes[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        for t in g.initializer:
+            shapes[t.name] = list(t.dims)
+    for g, n in slices:
+        dims = shapes.get(n.input[0]) if n.input else None
+        if dims is not None and all(d is None or d >= 0 for d in dims) and _sane_steps(g, n):
+            n.op_type = "Slice"
+    model = _onnx_infer(model)
+    for g in _all_graphs(model.graph):
+        for n in g.node:
+            if n.op_type == _HIDDEN_OP:
+                n.op_type = "Slice"
     return model
+
+
+def _onnx_infer(model):
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is a help, not a requirement
+        return model
+
+
+def _all_graphs(graph):
+    yield graph
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _all_graphs(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _all_graphs(g)
+
+
+def _sane_steps(graph, node) -> bool:
+    if len(node.input) < 5 or not node.input[4]:
+        return True
+    for t in graph.initializer:
+        if t.name == node.input[4]:
+            try:
+                steps = onnx.numpy_helper.to_array(t)
+            except Exception:  # noqa: BLE001 - undecodable: pyengine reports it later
+                return False
+            return bool(((steps != 0) & (abs(steps.astype(float)) < 2**31)).all())
+    return True  # computed steps: onnx cannot read their values either
 
 
 def _parse(data: bytes, what: str) -> onnx.ModelProto:
