@@ -263,3 +263,18 @@ for _name in ("Sqrt", "Exp", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Erf
 
 for _name in ("Abs", "Neg", "Sign"):
     register(type(_name, (Unary,), {"op_type": _name, "kernel": _name, "dtypes": FLOATS | SIGNED}))
+
+
+@register
+class CastLike(Cast):
+    """Cast to the element type of input 1."""
+    op_type = "CastLike"
+    kernel = "Cast"
+
+    def infer(self, node, ins):
+        if ins[1].dtype not in _dtypes.NATIVE_DTYPES:
+            raise NotImplementedError(f"CastLike to element type {ins[1].dtype}")
+        return [TensorInfo(ins[1].dtype, tuple(ins[0].shape))]
+
+    def compute(self, node, ins, outs):
+        return super().compute(node, ins[:1], outs)
