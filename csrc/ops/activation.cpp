@@ -76,7 +76,7 @@ inline T unary1(U op, T x, T alpha, T beta, T gamma) {
       case U::Atanh: return std::atanh(x);
       case U::Softplus: return std::max(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
       case U::Softsign: return x / (T(1) + std::fabs(x));
-      case U::Relu: return x > 0 ? x : T(0);
+      case U::Relu: return x < 0 ? T(0) : x;
       case U::LeakyRelu: return x >= 0 ? x : alpha * x;
       case U::Elu: return x >= 0 ? x : alpha * (std::exp(x) - T(1));
       case U::Selu: return x > 0 ? gamma * x : gamma * alpha * (std::exp(x) - T(1));
@@ -206,7 +206,8 @@ class ClipKernel : public Kernel {
         has_min_attr_(spec.attrs.has("min")), has_max_attr_(spec.attrs.has("max")),
         min_attr_(spec.attrs.get_float("min", 0)), max_attr_(spec.attrs.get_float("max", 0)) {
     for (size_t i = 1; i < 3; ++i) {
-      if (spec.has_input(i)) {
+      has_in_[i] = spec.has_input(i);  // io.in has only as many entries as the node has inputs
+      if (has_in_[i]) {
         require(spec.input(i).dtype == dtype_, "min/max must have the input's element type");
         require(spec.input(i).numel() == 1, "min/max must be scalars, got shape " + shape_str(spec.input(i).shape));
       }
@@ -219,7 +220,7 @@ class ClipKernel : public Kernel {
  private:
   template <class T>
   T bound(const KernelIO& io, size_t i, bool has_attr, double attr, T dflt) const {
-    if (io.in[i]) return *static_cast<const T*>(io.in[i]);
+    if (has_in_[i]) return *static_cast<const T*>(io.in[i]);
     return has_attr ? static_cast<T>(attr) : dflt;
   }
 
@@ -242,6 +243,7 @@ class ClipKernel : public Kernel {
   const KernelTable& table_;
   int64_t n_;
   bool has_min_attr_, has_max_attr_;
+  bool has_in_[3] = {true, false, false};
   double min_attr_, max_attr_;
 };
 
@@ -304,8 +306,9 @@ class SoftmaxKernel : public Kernel {
     if (kind_ == 0) {
       table_.mul_scalar(y, 1.f / s, y, dim_);
     } else {
-      float shift = -(m + std::log(s));
-      table_.add_scalar(x, shift, y, dim_);
+      // (x - m) - log(s): subtracting m first keeps the precision when |m| is huge.
+      table_.add_scalar(x, -m, y, dim_);
+      table_.add_scalar(y, -std::log(s), y, dim_);
     }
   }
 
@@ -342,8 +345,10 @@ class SoftmaxKernel : public Kernel {
       for (int64_t d = 0; d < dim_; ++d) table_.mul(y + d * I, s, y + d * I, I);
     } else {
       table_.log(s, s, I);
-      for (int64_t i = 0; i < I; ++i) s[i] += m[i];
-      for (int64_t d = 0; d < dim_; ++d) table_.sub(x + d * I, s, y + d * I, I);
+      for (int64_t d = 0; d < dim_; ++d) {
+        table_.sub(x + d * I, m, y + d * I, I);
+        table_.sub(y + d * I, s, y + d * I, I);
+      }
     }
   }
 

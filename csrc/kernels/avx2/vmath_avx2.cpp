@@ -165,7 +165,7 @@ void activation_avx2(const float* x, float* y, int64_t n, const Activation& a) {
       if (x != y) std::copy(x, x + n, y);
       return;
     case Activation::Relu:
-      return map256(x, y, n, [&](__m256 v) { return _mm256_max_ps(v, z); });
+      return map256(x, y, n, [&](__m256 v) { return _mm256_max_ps(z, v); });  // NaN, -0 pass through like the reference
     case Activation::LeakyRelu: {
       __m256 al = set1(a.alpha);
       return map256(x, y, n, [&](__m256 v) {

@@ -16,7 +16,7 @@ void activation_ref(const float* x, float* y, int64_t n, const Activation& a) {
       if (x != y) std::copy(x, x + n, y);
       break;
     case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0.f ? 0.f : x[i];  // NaN stays NaN (as onnxruntime)
       break;
     case Activation::LeakyRelu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] >= 0.f ? x[i] : x[i] * a.alpha;
