@@ -18,7 +18,7 @@ namespace pyengine {
 
 namespace {
 
-enum class R { Sum, Mean, Max, Min, Prod, SumSquare, L1, L2, LogSumExp };
+enum class R { Sum, Mean, Max, Min, Prod, SumSquare, L1, L2, LogSum, LogSumExp };
 
 R kind_of(const std::string& t) {
   if (t == "ReduceSum") return R::Sum;
@@ -30,6 +30,7 @@ R kind_of(const std::string& t) {
   if (t == "ReduceL1") return R::L1;
   if (t == "ReduceL2") return R::L2;
   if (t == "ReduceLogSumExp") return R::LogSumExp;
+  if (t == "ReduceLogSum") return R::LogSum;
   throw KernelError("unknown reduction " + t);
 }
 
@@ -66,10 +67,13 @@ struct Rd {
   }
   static T fin(T a, int64_t count) {
     if constexpr (K == R::Mean) {
-      if constexpr (std::is_integral_v<T>) return count ? static_cast<T>(a / count) : T(0);
-      else return a / static_cast<T>(count);
+      // The mean of nothing is 0, as onnxruntime gives.
+      if (count == 0) return T(0);
+      return static_cast<T>(a / static_cast<T>(count));
     } else if constexpr (K == R::L2) {
       return static_cast<T>(std::sqrt(static_cast<double>(a)));
+    } else if constexpr (K == R::LogSum) {
+      return static_cast<T>(std::log(static_cast<double>(a)));
     } else {
       return a;
     }
@@ -150,6 +154,7 @@ class ReduceKernel : public Kernel {
       case R::SumSquare: return run_k<T, R::SumSquare>(io);
       case R::L1: return run_k<T, R::L1>(io);
       case R::L2: return run_k<T, R::L2>(io);
+      case R::LogSum: return run_k<T, R::LogSum>(io);
       case R::LogSumExp: return run_lse<T>(io);
     }
   }
@@ -198,7 +203,7 @@ class ReduceKernel : public Kernel {
   T row(const T* p, int64_t n) const {
     using Op = Rd<T, K>;
     if constexpr (std::is_same_v<T, float>) {
-      if constexpr (K == R::Sum || K == R::Mean) return table_.reduce_sum(p, n);
+      if constexpr (K == R::Sum || K == R::Mean || K == R::LogSum) return table_.reduce_sum(p, n);
       if constexpr (K == R::SumSquare || K == R::L2) return table_.reduce_sumsq(p, n);
       if constexpr (K == R::Max) return table_.reduce_max(p, n);
       if constexpr (K == R::Min) return table_.reduce_min(p, n);
@@ -303,7 +308,7 @@ class ArgKernel : public Kernel {
 
 void register_reduce_ops() {
   for (const char* name : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare",
-                           "ReduceL1", "ReduceL2", "ReduceLogSumExp"})
+                           "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp"})
     register_kernel(name, make_kernel<ReduceKernel>);
   register_kernel("ArgMax", make_kernel<ArgKernel>);
   register_kernel("ArgMin", make_kernel<ArgKernel>);

@@ -52,7 +52,7 @@ class Reduce(OpDef):
 
 
 for _name in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2",
-              "ReduceLogSumExp"):
+              "ReduceLogSum", "ReduceLogSumExp"):
     register(type(_name, (Reduce,), {"op_type": _name, "kernel": _name}))
 
 
