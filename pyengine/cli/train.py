@@ -1,6 +1,7 @@
 """`pyengine train ARCH`: retrain a zoo model with its script models/train_<arch>.py."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,13 +17,17 @@ def register(sub):
                     "scripts are part of the source checkout, not of the installed wheel.",
                     "  pyengine train digits_cnn\n  pyengine train digits_cnn -- --epochs 5")
     p.add_argument("arch", help="model to train, e.g. digits_cnn")
-    p.add_argument("script_args", nargs="*", help="arguments passed on to the training script")
+    p.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments passed on to the training script")
     p.set_defaults(func=run)
+
+
+#: Overrides the folder holding train_<arch>.py (default: the checkout's models/).
+MODELS_DIR_ENV = "PYENGINE_MODELS_DIR"
 
 
 def scripts_dir() -> str:
     from .. import zoo
-    return zoo.REPO_MODELS_DIR
+    return os.environ.get(MODELS_DIR_ENV) or zoo.REPO_MODELS_DIR
 
 
 def available() -> list:
@@ -42,8 +47,12 @@ def run(args) -> int:
         hint = f"; available: {', '.join(known)}" if known else \
             " (no training scripts found: they come with the source checkout, in models/)"
         raise CLIError(f"no training script for '{args.arch}' (looked for {script}){hint}")
-    repo = os.path.dirname(folder)
+    repo = os.path.dirname(os.path.abspath(folder))
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
-    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"running {script}", flush=True)
-    return subprocess.call([sys.executable, script, *args.script_args], cwd=repo, env=env)
+    extra = list(args.script_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return subprocess.call([sys.executable, script, *extra], cwd=repo, env=env)
