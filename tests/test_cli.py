@@ -172,6 +172,16 @@ def test_run_random_with_dims(models, tmp_path):
     assert np.load(out_file)["y"].shape == (5, 4)
 
 
+def test_run_npz_inputs_on_delegated_cuda(models, tmp_path):
+    """An .npz of named inputs, and --device cuda through the test hook (onnxruntime CPU stands in)."""
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, x=np.load(models["x"]))
+    proc = cli("run", models["mlp"], "-i", inputs, "--device", "cuda", env={"PYENGINE_TEST_FAKE_CUDA": "1"},
+               check_rc=0)
+    expected = reference_mlp(mlp_model(), np.load(models["x"]))
+    assert "y       3x4    float32" in proc.stdout and f"{expected.max():.6g}" in proc.stdout
+
+
 def test_run_user_errors(models):
     m, x = models["mlp"], models["x"]
     cases = {

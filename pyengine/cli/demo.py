@@ -32,7 +32,7 @@ def load_test_digits():
     except ImportError:
         load_digits = None
     if load_digits is not None:
-        X, y = load_digits("test")
+        X, y = load_digits("test")[:2]
         return np.asarray(X, np.float32), np.asarray(y), "pyengine.train.data.load_digits('test')"
     try:
         from sklearn.datasets import load_digits as sk_digits
@@ -124,13 +124,16 @@ def run(args) -> int:
 
     if args.runs > 0:
         one = {inp.name: X[:1] if not fixed_batch else X[:inp.shape[0]]}
-        rows = [["pyengine", f"{_median_ms(lambda: sess.run(None, one), args.runs):.4f}"]]
+        ours = _median_ms(lambda: sess.run(None, one), args.runs)
+        rows = [["pyengine", f"{ours:.4g}", "1.00x"]]
         if ort_module() is not None:
             ref = ort_session(model, args.threads)
-            rows.append(["onnxruntime", f"{_median_ms(lambda: ref.run(None, one), args.runs):.4f}"])
+            theirs = _median_ms(lambda: ref.run(None, one), args.runs)
+            rows.append(["onnxruntime", f"{theirs:.4g}", f"{theirs / ours:.2f}x"])
         else:
-            rows.append(["onnxruntime", "not installed"])
+            rows.append(["onnxruntime", "not installed", "-"])
         print()
-        print(f"latency, batch {len(one[inp.name])}, median of {args.runs} runs, {args.threads} thread(s):")
-        print(table(["engine", "ms"], rows, style, right={1}))
+        print(f"latency, batch {len(one[inp.name])}, median of {args.runs} runs, {args.threads} thread(s) "
+              f"(relative: its time / pyengine's):")
+        print(table(["engine", "ms", "relative"], rows, style, right={1, 2}))
     return 0
