@@ -375,3 +375,33 @@ def test_colour_only_when_asked_and_allowed(models):
     coloured = cli("info", models["mlp"], env={"FORCE_COLOR": "1"}, check_rc=0).stdout
     assert "\033[32myes\033[0m" in coloured
     assert "\033[" not in cli("info", models["mlp"], env={"FORCE_COLOR": "1", "NO_COLOR": "1"}, check_rc=0).stdout
+
+
+# ---- helpers, in process ----------------------------------------------------------
+
+def test_flops_from_inferred_shapes():
+    from pyengine.cli.info import node_flops
+    rng = np.random.default_rng(0)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),           # 1x4x8x8
+             helper.make_node("ConvTranspose", ["c", "wt"], ["d"], strides=[2, 2]),     # 1x2x17x17
+             helper.make_node("Reshape", ["d", "shape"], ["r"]),                        # 17x34
+             helper.make_node("MatMul", ["r", "m"], ["mm"]),                            # 17x5
+             helper.make_node("Gemm", ["mm", "g"], ["y"], transA=1)]                     # 5x3
+    model = make_model(nodes, {"x": f32(1, 3, 8, 8)}, ["y"],
+                       {"w": f32(4, 3, 3, 3), "wt": f32(4, 2, 3, 3), "shape": np.array([17, 34], np.int64),
+                        "m": f32(34, 5), "g": f32(17, 3)}, input_shapes={"x": ["N", 3, 8, 8]})
+    flops = node_flops(model, {"N": 1})
+    assert flops == [2 * 4 * 64 * 27, 2 * 4 * 64 * 2 * 9, 17 * 34, 2 * 17 * 5 * 34, 2 * 5 * 3 * 17]
+    assert node_flops(model, {"N": 2})[0] == 2 * 2 * 4 * 64 * 27
+
+
+def test_compare_reports_abs_rel_and_mismatch():
+    from pyengine.cli.check import compare
+    assert compare(np.array([1.0, 2.0]), np.array([1.0, 2.1]), 1e-4, 1e-5)[2] is False
+    abs_err, rel_err, ok = compare(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.5], np.float32), 1.0, 0)
+    assert ok and abs_err == pytest.approx(0.5) and rel_err == pytest.approx(0.2)
+    assert compare(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), 0, 0)[2] is True
+    assert compare(np.array([np.nan]), np.array([1.0]), 1, 1)[2] is False
+    assert compare(np.zeros((2, 3)), np.zeros((3, 2)), 1, 1) == (float("inf"), float("inf"), False)
+    assert compare(np.zeros(2, np.float64), np.zeros(2, np.float32), 1, 1)[2] is False  # dtype differs
