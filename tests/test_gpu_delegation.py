@@ -99,6 +99,7 @@ def test_delegated_session_matches_cpu_engine(model_bytes, fake_cuda, rng):
         assert type(got) is np.ndarray and got.dtype == np.float32 and got.shape == (n, 4)
         np.testing.assert_allclose(got, cpu.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
     assert len(sess.run(["y"], {"x": x_input(rng)})) == 1
+    assert isinstance(pyengine.InferenceSession(model_bytes, None, CUDA), gpu.delegated_class())  # positional
 
 
 def test_delegated_session_checks_inputs_like_the_cpu_engine(model_bytes, fake_cuda):

@@ -43,6 +43,10 @@ def stats(times: list, batch: int) -> dict:
     return {"median": median, "p90": float(np.percentile(t, 90)), "throughput": batch / median}
 
 
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def _declared_batch(feeds) -> int:
     """Samples per run without --batch: dim 0 of the first input of rank >= 2 (else 1)."""
     for a in feeds.values():
@@ -98,7 +102,7 @@ def run(args) -> int:
         row = [t, b]
         for e in engines:
             r = res[e]
-            row += [f"{r['median'] * 1e3:.4g}", f"{r['p90'] * 1e3:.4g}", f"{r['throughput']:.5g}"]
+            row += [f"{r['median'] * 1e3:.4g}", f"{r['p90'] * 1e3:.4g}", _rate(r['throughput'])]
         if vs:
             ratio = res[vs]["median"] / res["pyengine"]["median"]
             text = f"{ratio:.2f}x"

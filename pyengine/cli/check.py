@@ -2,10 +2,10 @@
 the first node whose output diverges."""
 from __future__ import annotations
 
-import onnx
 import numpy as np
+import onnx
 
-from ._common import CLIError, Style, load_onnx, pyengine_session, ort_session, require_ort, table
+from ._common import Style, load_onnx, ort_session, pyengine_session, require_ort, table
 from .run import make_feeds
 
 

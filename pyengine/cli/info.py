@@ -6,7 +6,7 @@ import os
 import numpy as np
 import onnx
 
-from ._common import Style, human, input_specs, load_onnx, parse_dims, table
+from ._common import Style, human, load_onnx, parse_dims, table
 
 #: Ops whose FLOPs are computed exactly from shapes; the rest count one per output element.
 MATMUL_LIKE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
