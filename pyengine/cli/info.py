@@ -10,6 +10,11 @@ from ._common import Style, human, load_onnx, parse_dims, table
 
 #: Ops whose FLOPs are computed exactly from shapes; the rest count one per output element.
 MATMUL_LIKE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: Ops that only move or describe data: no FLOPs.
+NO_ARITHMETIC = frozenset({
+    "Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split",
+    "Slice", "Gather", "GatherElements", "GatherND", "Shape", "Size", "Cast", "CastLike", "Expand", "Tile",
+    "Pad", "ConstantOfShape", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "Range"})
 
 
 def register(sub):
@@ -19,7 +24,8 @@ def register(sub):
                     "histogram with FLOPs, the parameter count, and which operators pyengine\n"
                     "does not support. FLOPs are per sample, with symbolic dims set by --dim\n"
                     "(default 1); Conv/ConvTranspose/Gemm/MatMul count 2 per multiply-add,\n"
-                    "other operators one per output element.",
+                    "data movement (Reshape, Concat, Gather...) and nodes computed from\n"
+                    "constants only none, other operators one per output element.",
                     "  pyengine info models/digits_cnn.onnx\n  pyengine info bert.onnx --dim seq=128")
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--dim", action="append", metavar="NAME=VALUE",
@@ -188,7 +194,18 @@ def node_flops(model, dims: dict) -> list:
             for a in node.attribute:
                 if a.name == "value":
                     shapes[node.output[0]] = tuple(a.t.dims)
-    return [_flops(node, shapes) for node in m.graph.node]
+    # Nodes computed from constants only are folded when the model loads: they cost nothing per run.
+    const = {t.name for t in m.graph.initializer}
+    flops = []
+    for node in m.graph.node:
+        if node.op_type == "Constant" or all(not i or i in const for i in node.input):
+            const.update(node.output)
+            flops.append(0)
+        elif node.op_type in NO_ARITHMETIC:
+            flops.append(0)
+        else:
+            flops.append(_flops(node, shapes))
+    return flops
 
 
 def _attr(node, name, default):
