@@ -405,3 +405,16 @@ def test_compare_reports_abs_rel_and_mismatch():
     assert compare(np.array([np.nan]), np.array([1.0]), 1, 1)[2] is False
     assert compare(np.zeros((2, 3)), np.zeros((3, 2)), 1, 1) == (float("inf"), float("inf"), False)
     assert compare(np.zeros(2, np.float64), np.zeros(2, np.float32), 1, 1)[2] is False  # dtype differs
+
+
+def test_convert_old_ir_model(tmp_path):
+    """IR version 3 (initializers listed as graph inputs too): still valid after optimizing and fp16."""
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx")
+    if not os.path.exists(path):
+        pytest.skip("onnx's light model files are not installed")
+    out = tmp_path / "sq.onnx"
+    cli("convert", path, "-o", out, "--fp16", check_rc=0)
+    m = onnx.load(str(out))
+    assert m.ir_version < 4
+    onnx.checker.check_model(m)
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer)

@@ -134,6 +134,8 @@ def graph_to_model(graph, original: onnx.ModelProto) -> onnx.ModelProto:
     consts = dict(graph.constants)
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()]
     runtime_inputs = [vi for vi in original.graph.input if vi.name not in consts and vi.name in graph.inputs]
+    if original.ir_version < 4:  # before IR 4 every initializer must also be a graph input
+        runtime_inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits]
     g = helper.make_graph(nodes, original.graph.name or "graph", runtime_inputs, list(original.graph.output),
                           inits, doc_string=original.graph.doc_string or None)
     m = helper.make_model(g, opset_imports=list(original.opset_import))
@@ -161,9 +163,11 @@ def to_fp16_weights(model) -> tuple:
     m.CopyFrom(model)
     g = m.graph
     casts, count = [], 0
-    graph_inputs = {vi.name for vi in g.input}
+    graph_inputs = {vi.name: vi for vi in g.input}
     for t in g.initializer:
-        if t.data_type != onnx.TensorProto.FLOAT or t.name in graph_inputs:
+        if t.data_type != onnx.TensorProto.FLOAT:
+            continue
+        if t.name in graph_inputs and m.ir_version >= 4:
             continue  # overridable initializers keep their declared type
         arr = numpy_helper.to_array(t)
         if arr.size < FP16_MIN_ELEMENTS:
@@ -171,6 +175,10 @@ def to_fp16_weights(model) -> tuple:
         half_name = t.name + "_fp16"
         half = numpy_helper.from_array(np.clip(arr, -FP16_MAX, FP16_MAX).astype(np.float16), half_name)
         t.CopyFrom(half)
+        if t.name[:-5] in graph_inputs:  # IR < 4: the input entry follows its initializer
+            vi = graph_inputs[t.name[:-5]]
+            vi.name = half_name
+            vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
         casts.append(helper.make_node("Cast", [half_name], [half_name[:-5]], to=onnx.TensorProto.FLOAT,
                                       name=f"{half_name}_to_float"))
         count += 1
