@@ -72,7 +72,8 @@ def main(argv=None) -> int:
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
             return _fail("interrupted", 130)
-        except BrokenPipeError:
+        except BrokenPipeError:  # e.g. `pyengine info m.onnx | head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
         except Exception as e:  # noqa: BLE001 - everything ends as one line unless debugging
             if debug:
