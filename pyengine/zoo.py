@@ -1,11 +1,11 @@
 """The bundled models ("zoo"): ONNX files installed inside the package as
-pyengine/zoo/<name>.onnx by the wheel, or found in the repository's models/
+pyengine/_zoo/<name>.onnx by the wheel, or found in the repository's models/
 folder when running from a checkout."""
 from __future__ import annotations
 
 import os
 
-PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo")
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_zoo")
 REPO_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 
 
