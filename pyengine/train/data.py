@@ -70,3 +70,27 @@ def shift_augment(X, rng, max_shift: int = 1):
     out = padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
                  rows[:, None, :, None], cols[:, None, None, :]]
     return out.reshape(X.shape).astype(X.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- toy problems
+def xor_data():
+    """The four XOR points (float32 (4, 2)) and their labels (float32 (4, 1))."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    return X, (X[:, :1] != X[:, 1:]).astype(np.float32)
+
+
+NEURON_RULE = "y = 1 if 2*x0 - x1 > 0.25 else 0, with x uniform in [-1, 1]^2"
+
+
+def neuron_data(n: int, seed: int):
+    """Points for the single-neuron model: NEURON_RULE, a linearly separable
+    rule. Points within 0.02 of the boundary are dropped so the rule is
+    learnable to 100%. Returns X float32 (n, 2), y float32 (n, 1)."""
+    rng = np.random.default_rng(seed)
+    X = np.empty((0, 2), np.float32)
+    while len(X) < n:
+        pts = rng.uniform(-1, 1, (2 * n, 2)).astype(np.float32)
+        margin = (2 * pts[:, 0] - pts[:, 1] - 0.25) / np.sqrt(5.0)
+        X = np.concatenate([X, pts[np.abs(margin) > 0.02]])
+    X = X[:n]
+    return X, (2 * X[:, :1] - X[:, 1:] > 0.25).astype(np.float32)
