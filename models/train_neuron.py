@@ -9,13 +9,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pyengine import train as T  # noqa: E402
-from pyengine.train.data import NEURON_RULE, neuron_data  # noqa: E402
+from pyengine.train.data import NEURON_RULE, NEURON_SPLITS, neuron_data  # noqa: E402
 from pyengine.train.zoo import publish  # noqa: E402
 
 SEED, EPOCHS, BATCH, LR = 0, 200, 32, 0.5
-# Fixed data seeds: train 1, val 2, test 3 (different points each).
-SPLIT_SEEDS = {"train": (400, 1), "val": (200, 2), "test": (400, 3)}
-
+SPLIT_SEEDS = NEURON_SPLITS  # (samples, data seed) per split: different points each
 
 def build():
     return T.Sequential(T.Linear(2, 1, init="xavier"), T.Sigmoid())

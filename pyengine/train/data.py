@@ -80,6 +80,8 @@ def xor_data():
 
 
 NEURON_RULE = "y = 1 if 2*x0 - x1 > 0.25 else 0, with x uniform in [-1, 1]^2"
+#: The neuron model's splits: name -> (samples, data seed).
+NEURON_SPLITS = {"train": (400, 1), "val": (200, 2), "test": (400, 3)}
 
 
 def neuron_data(n: int, seed: int):

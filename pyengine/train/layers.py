@@ -62,6 +62,8 @@ class Linear(Layer):
         self._in_ndim = 2
 
     def forward(self, x):
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear: expected input (..., {self.in_features}), got {x.shape}")
         self._in_ndim = x.ndim
         self._x = x
         # 2-D products only: NumPy runs stacked ones without BLAS.
