@@ -34,8 +34,8 @@ def main(quiet=False):
                   hyper={"model": "y = sigmoid(w . x + b)", "loss": "binary cross-entropy",
                          "optimizer": f"SGD lr={LR} momentum=0.9", "batch size": BATCH, "epochs": EPOCHS,
                          "seed": SEED},
-                  notes=f"\nLearned w = {w.round(3).tolist()}, b = {b.round(3).tolist()} (the rule's "
-                        f"direction is proportional to w = [2, -1], b = -0.25).\n",
+                  notes=f"\nLearned w = [{w[0]:.3f}, {w[1]:.3f}], b = {b[0]:.3f} (the rule's "
+                        f"weights are proportional to w = [2, -1], b = -0.25).\n",
                   command="python models/train_neuron.py")
     if not quiet:
         print({k: round(v, 4) for k, v in acc.items()})

@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from pyengine import train as T
-from train_helpers import run_ort, run_pyengine
+from train_core_helpers import run_ort, run_pyengine
 
 
 def _bn(c):

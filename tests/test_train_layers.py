@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pyengine import train as T
-from train_helpers import check_layer_grads, numeric_grad, rel_error
+from train_core_helpers import check_layer_grads, numeric_grad, rel_error
 
 
 @pytest.fixture(autouse=True)

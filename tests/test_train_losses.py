@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pyengine import train as T
-from train_helpers import numeric_grad, rel_error
+from train_core_helpers import numeric_grad, rel_error
 
 
 def _targets(name, rng, shape):

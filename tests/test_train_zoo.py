@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from pyengine.train.data import NEURON_SPLITS, load_digits, neuron_data, xor_data
-from train_helpers import run_ort, run_pyengine
+from train_core_helpers import run_ort, run_pyengine
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
