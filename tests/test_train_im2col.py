@@ -50,3 +50,17 @@ def test_cython_matches_numpy(geom, dtype, rng):
 def test_dispatch_falls_back_for_other_dtypes():
     x = np.arange(16, dtype=np.int32).reshape(1, 1, 4, 4)
     np.testing.assert_array_equal(I.im2col(x, 2, 2, 2, 2), I.im2col_numpy(x, 2, 2, 2, 2))
+
+
+def test_layers_give_same_numbers_with_numpy_fallback(monkeypatch, rng):
+    from pyengine import train as T
+    T.seed(3)
+    model = T.Sequential(T.Conv2D(2, 4, 3, stride=2, padding=1, groups=2), T.MaxPool2D(2), T.AvgPool2D(1))
+    x = rng.normal(size=(3, 2, 9, 8)).astype(np.float32)
+    y1 = model.forward(x)
+    g1 = model.backward(np.ones_like(y1))
+    monkeypatch.setattr(I, "_native", None)
+    y2 = model.forward(x)
+    g2 = model.backward(np.ones_like(y2))
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(g1, g2)
