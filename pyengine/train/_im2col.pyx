@@ -14,7 +14,7 @@ ctypedef fused real:
     double
 
 
-def im2col(real[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw):
+def im2col(const real[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t oh = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     cdef Py_ssize_t ow = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
@@ -40,7 +40,7 @@ def im2col(real[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int ph, int pw,
     return out
 
 
-def col2im(real[:, :, :, :, :, ::1] cols, int H, int W, int sh, int sw, int ph, int pw, int dh, int dw):
+def col2im(const real[:, :, :, :, :, ::1] cols, int H, int W, int sh, int sw, int ph, int pw, int dh, int dw):
     cdef Py_ssize_t N = cols.shape[0], C = cols.shape[1], kh = cols.shape[2], kw = cols.shape[3]
     cdef Py_ssize_t oh = cols.shape[4], ow = cols.shape[5]
     dtype = np.float32 if real is float else np.float64
