@@ -55,10 +55,12 @@ def to_onnx(model, path, sample_input, input_name: str = "input", output_name: s
         in_shape = list(sample_input.shape)
         if dynamic_batch:
             in_shape[0] = "batch"
+        # Forward first: layers may record what they saw (e.g. the input rank)
+        # to pick their ONNX form.
+        out = model.forward(sample_input)
         x = ctx.fresh(input_name)
         y = model.export(ctx, x)
         ctx.nodes.append(helper.make_node("Identity", [y], [output_name], name=ctx.fresh("output_identity")))
-        out = model.forward(sample_input)
         out_shape = list(np.asarray(out).shape)
         if dynamic_batch:
             out_shape[0] = "batch"
