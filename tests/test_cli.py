@@ -63,7 +63,7 @@ def models(tmp_path_factory):
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((8, 4)).astype(np.float32)
-    unsupported = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Hardmax", ["h"], ["y"])],
+    unsupported = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Shrink", ["h"], ["y"])],
                              {"x": np.zeros((2, 8), np.float32)}, ["y"], {"w": w})
     paths["unsupported"] = d / "unsupported.onnx"
     onnx.save(unsupported, str(paths["unsupported"]))
@@ -143,9 +143,9 @@ def test_info(models):
 
 def test_info_lists_unsupported_operators(models):
     out = cli("info", models["unsupported"], check_rc=0).stdout
-    assert "Hardmax      1" in out and "does not support 1 operator(s)" in out
-    assert "Hardmax: not implemented" in out
-    assert "MatMul       1            64  yes" in out  # fixed batch 2: per-sample FLOPs
+    assert "Shrink      1             4  no" in out and "does not support 1 operator(s)" in out
+    assert "Shrink: not implemented" in out
+    assert "MatMul      1            64  yes" in out  # fixed batch 2: per-sample FLOPs
 
 
 def test_info_errors(models):
@@ -191,7 +191,7 @@ def test_run_user_errors(models):
         "wrong_shape": ([m, "-i", f"x={models['x_bad_shape']}"], "dimension 1 must be 8"),
         "no_file": ([m, "-i", "x=/nonexistent.npy"], "input file not found"),
         "not_npy": ([m, "-i", f"x={m}"], "cannot read"),
-        "unsupported": ([models["unsupported"], "--random"], "does not support: Hardmax"),
+        "unsupported": ([models["unsupported"], "--random"], "does not support: Shrink"),
         "bad_dim": ([m, "--random", "--dim", "N=two"], "must be an integer"),
     }
     procs = cli_many([["run", *args] for args, _ in cases.values()])
@@ -230,7 +230,7 @@ def test_check_finds_first_diverging_node(models, monkeypatch, capsys):
 
 
 def test_check_errors(models):
-    assert_user_error(cli("check", models["unsupported"]), "Hardmax")
+    assert_user_error(cli("check", models["unsupported"]), "Shrink")
     assert_user_error(cli("check", models["dir"] / "nope.onnx"), "not found")
 
 

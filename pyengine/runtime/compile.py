@@ -87,6 +87,11 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool)
                 key = name or _unnamed(step.node, k)
                 root[key] = key
                 buffers[key] = memory.Buffer(key, _nbytes(info), idx, idx)
+    # Outputs copied at the end keep their source alive until then.
+    for name in output_names:
+        r = root.get(name)
+        if name not in direct_output and r in buffers:
+            buffers[r].last = len(steps)
     arena_bytes = memory.plan_offsets(list(buffers.values()))
 
     def slot_of(name):
