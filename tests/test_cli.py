@@ -1,5 +1,5 @@
-"""The `pyengine` command, run for real as `python -m pyengine ...` from the
-checkout root (so the in-place build is used): output and exit status of
+"""The `pyengine` command, run for real as `python -m pyengine ...` (with the
+same pyengine the tests import, see subproc.py): output and exit status of
 every command, error cases and --help."""
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ import pytest
 from onnx import helper
 
 from oracle import make_model
+from subproc import PACKAGE_PARENT, child_env
 from test_session_api import mlp_model, reference_mlp
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ["demo", "info", "run", "check", "bench", "convert", "train"]
 
 
 def _start(args, env=None):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "PYENGINE_DEBUG")}
-    full_env.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "pyengine", *map(str, args)], cwd=ROOT, env=full_env,
+    full_env = child_env(env, drop=("NO_COLOR", "FORCE_COLOR", "PYENGINE_DEBUG"))
+    return subprocess.Popen([sys.executable, "-m", "pyengine", *map(str, args)], cwd=PACKAGE_PARENT, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

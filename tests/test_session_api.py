@@ -251,11 +251,12 @@ def test_optimization_level_switches_passes_off():
 def test_isa_env_var_is_validated():
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", "import pyengine"], env={**os.environ, "PYENGINE_ISA": "sse9"},
-                       capture_output=True, text=True)
+    from subproc import PACKAGE_PARENT, child_env
+    r = subprocess.run([sys.executable, "-c", "import pyengine"], env=child_env({"PYENGINE_ISA": "sse9"}),
+                       capture_output=True, text=True, cwd=PACKAGE_PARENT)
     assert r.returncode != 0 and "PYENGINE_ISA" in r.stderr
     r = subprocess.run([sys.executable, "-c", "import pyengine; print(pyengine.current_isa())"],
-                       env={**os.environ, "PYENGINE_ISA": "scalar"}, capture_output=True, text=True)
+                       env=child_env({"PYENGINE_ISA": "scalar"}), capture_output=True, text=True, cwd=PACKAGE_PARENT)
     assert r.returncode == 0 and r.stdout.strip() == "scalar"
 
 
