@@ -54,11 +54,8 @@ class _Recurrent(OpDef):
         return 2 if self._direction(node) == "bidirectional" else 1
 
     def _activation_names(self, node) -> list:
-        names = [_str(a) for a in node.attrs.get("activations", [])] or list(self.default_acts)
-        per_dir = len(self.default_acts)
-        if self._num_dirs(node) == 2 and len(names) == per_dir:
-            names = names * 2  # as onnxruntime: one list given for both directions
-        return names
+        names = [_str(a) for a in node.attrs.get("activations", [])]
+        return names or list(self.default_acts) * self._num_dirs(node)
 
     def check(self, node):
         direction = self._direction(node)
@@ -67,12 +64,7 @@ class _Recurrent(OpDef):
         layout = node.attrs.get("layout", 0)
         if layout not in (0, 1):
             return f"layout {layout} is not 0 or 1"
-        names = self._activation_names(node)
-        want = len(self.default_acts) * self._num_dirs(node)
-        if len(names) != want:
-            return (f"activations lists {len(names)} functions, expected {want} "
-                    f"({len(self.default_acts)} per direction)")
-        bad = [n for n in names if n.lower() not in _ACTIVATIONS]
+        bad = [n for n in self._activation_names(node) if n.lower() not in _ACTIVATIONS]
         if bad:
             return (f"activation(s) {', '.join(bad)} not supported (supported: "
                     f"{', '.join(v[0] for v in _ACTIVATIONS.values())})")
@@ -108,6 +100,10 @@ class _Recurrent(OpDef):
 
         def fail(msg):
             raise ValueError(f"node '{node.name}' ({node.op_type}): {msg}")
+
+        n_acts, want = len(self._activation_names(node)), len(self.default_acts) * self._num_dirs(node)
+        if n_acts != want:
+            fail(f"activations lists {n_acts} functions, expected {want} ({len(self.default_acts)} per direction)")
 
         x, w, r = ins[0], ins[1], ins[2]
         if len(x.shape) != 3:
