@@ -182,7 +182,10 @@ class RecurrentKernel : public Kernel {
     if (B_ == 0 || H_ == 0) return;
     float* scratch = static_cast<float*>(io.scratch);
     ThreadPool* pool = io.pool && io.pool->size() > 1 ? io.pool : nullptr;
-    if (D_ == 2 && pool) {
+    // Two directions on two threads, unless there are many threads and each
+    // step's GEMM is big enough to use them all.
+    const bool dir_parallel = pool && (pool->size() <= 3 || B_ * GH_ * H_ < (int64_t{1} << 21));
+    if (D_ == 2 && dir_parallel) {
       pool->parallel_for(2, 1, [&](int64_t d0, int64_t d1) {
         for (int64_t d = d0; d < d1; ++d) run_direction(in, static_cast<int>(d), scratch + d * dir_floats_, nullptr);
       });
@@ -411,9 +414,9 @@ class RecurrentKernel : public Kernel {
     }
 
     // Final states: the state of each row's last valid step. A sequence of
-    // length 0 has none: its final state is zero (as onnxruntime), not the initial one.
+    // length 0 has none: its final state is zero (as in onnxruntime), not the initial one.
     for (int64_t b = 0; b < B_; ++b) {
-      bool empty = in.lens && in.lens[b] == 0;
+      bool empty = (in.lens ? in.lens[b] : S_) == 0;
       if (empty) {
         if (in.Yh) std::fill(in.Yh + state_index(d, b), in.Yh + state_index(d, b) + H, 0.f);
         if (in.Yc) std::fill(in.Yc + state_index(d, b), in.Yc + state_index(d, b) + H, 0.f);
