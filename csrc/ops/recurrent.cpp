@@ -327,27 +327,36 @@ class RecurrentKernel : public Kernel {
             float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;
             float* cb = c + b * H;
             for (int64_t j = 0; j < GH; ++j) g[j] += xr[j];
-            if (Pd)
-              for (int64_t j = 0; j < H; ++j) {
-                gi[j] += Pd[j] * cb[j];
-                gf[j] += Pd[2 * H + j] * cb[j];
-              }
-            if (clip > 0.f) {
-              clip_inplace(gi, H, clip);
-              clip_inplace(gf, 2 * H, clip);  // f and c blocks
-            }
-            fn[0](T, gi, H);
-            if (input_forget_) {
-              for (int64_t j = 0; j < H; ++j) gf[j] = 1.f - gi[j];
+            if (!Pd && !input_forget_) {
+              // The common case: i, o, f in one activation call.
+              if (clip > 0.f) clip_inplace(g, GH, clip);
+              fn[0](T, g, 3 * H);
+              fn[1](T, gc, H);
+              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
             } else {
-              fn[0](T, gf, H);
+              // Peepholes see c before (i, f) and after (o) the update.
+              if (Pd)
+                for (int64_t j = 0; j < H; ++j) {
+                  gi[j] += Pd[j] * cb[j];
+                  gf[j] += Pd[2 * H + j] * cb[j];
+                }
+              if (clip > 0.f) {
+                clip_inplace(gi, H, clip);
+                clip_inplace(gf, 2 * H, clip);  // f and c blocks
+              }
+              fn[0](T, gi, H);
+              if (input_forget_) {
+                for (int64_t j = 0; j < H; ++j) gf[j] = 1.f - gi[j];
+              } else {
+                fn[0](T, gf, H);
+              }
+              fn[1](T, gc, H);
+              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
+              if (Pd)
+                for (int64_t j = 0; j < H; ++j) go[j] += Pd[H + j] * cb[j];
+              if (clip > 0.f) clip_inplace(go, H, clip);
+              fn[0](T, go, H);
             }
-            fn[1](T, gc, H);
-            for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
-            if (Pd)
-              for (int64_t j = 0; j < H; ++j) go[j] += Pd[H + j] * cb[j];
-            if (clip > 0.f) clip_inplace(go, H, clip);
-            fn[0](T, go, H);
             float* th = tmp + b * H;
             std::memcpy(th, cb, H * sizeof(float));
             fn[2](T, th, H);
