@@ -7,7 +7,7 @@
 // gates buffer and the fused gate math row by row, with the table's
 // vectorized sigmoid/tanh. W and R are packed at construction when constant.
 //
-// Python (pyengine/ops/recurrent.py) hands over canonical attributes: cell,
+// Python (pyengine/ops/recurrent.py) hands over canonical attributes:
 // num_directions, reverse, hidden_size, layout, clip, acts (comma-joined
 // names, per direction), act_alpha/act_beta, input_forget,
 // linear_before_reset, want_outputs.
@@ -50,7 +50,7 @@ class RecurrentKernel : public Kernel {
  public:
   explicit RecurrentKernel(const NodeSpec& spec) : table_(kernels()) {
     const Attrs& at = spec.attrs;
-    std::string cell = at.get_string("cell", "");
+    const std::string& cell = spec.op_type;
     if (cell == "LSTM") cell_ = Cell::LSTM, G_ = 4;
     else if (cell == "GRU") cell_ = Cell::GRU, G_ = 3;
     else if (cell == "RNN") cell_ = Cell::RNN, G_ = 1;
@@ -470,6 +470,10 @@ class RecurrentKernel : public Kernel {
 
 }  // namespace
 
-void register_recurrent_ops() { register_kernel("Recurrent", make_kernel<RecurrentKernel>); }
+void register_recurrent_ops() {
+  register_kernel("LSTM", make_kernel<RecurrentKernel>);
+  register_kernel("GRU", make_kernel<RecurrentKernel>);
+  register_kernel("RNN", make_kernel<RecurrentKernel>);
+}
 
 }  // namespace pyengine

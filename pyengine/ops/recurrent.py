@@ -2,11 +2,10 @@
 
 One OpDef per op, sharing the attribute handling. Python resolves everything
 the kernel should not care about: the direction becomes a count of
-directions, the activations list gets its defaults and per-direction copies
-and every activation its alpha/beta, and which outputs are really wanted.
+directions, the activations list gets its defaults and every activation
+its alpha/beta, and which outputs the node really names.
 The kernel (csrc/ops/recurrent.cpp) sees:
 
-  cell            "LSTM" | "GRU" | "RNN"
   num_directions  1 or 2;  reverse: 1 when the only direction is "reverse"
   hidden_size, layout (0: [seq, batch, ...], 1: [batch, seq, ...])
   clip            > 0 clips every gate pre-activation to [-clip, clip]; 0: none
@@ -153,7 +152,6 @@ class _Recurrent(OpDef):
         n_out = 1 + self.state_outputs
         want = [1 if i < len(node.outputs) and node.outputs[i] else 0 for i in range(n_out)]
         return {
-            "cell": self.op_type,
             "num_directions": d,
             "reverse": int(self._direction(node) == "reverse"),
             "hidden_size": int(hidden),
@@ -170,8 +168,7 @@ class _Recurrent(OpDef):
 
 @register
 class LSTM(_Recurrent):
-    op_type = "LSTM"
-    kernel = "Recurrent"
+    op_type = kernel = "LSTM"
     gates = 4
     default_acts = ("Sigmoid", "Tanh", "Tanh")
     state_outputs = 2
@@ -186,15 +183,13 @@ class LSTM(_Recurrent):
 
 @register
 class GRU(_Recurrent):
-    op_type = "GRU"
-    kernel = "Recurrent"
+    op_type = kernel = "GRU"
     gates = 3
     default_acts = ("Sigmoid", "Tanh")
 
 
 @register
 class RNN(_Recurrent):
-    op_type = "RNN"
-    kernel = "Recurrent"
+    op_type = kernel = "RNN"
     gates = 1
     default_acts = ("Tanh",)
