@@ -32,11 +32,12 @@ enum class Cell { LSTM, GRU, RNN };
 // functions, the rest through the generic activation entry.
 struct GateFn {
   Activation act;
-  void operator()(const KernelTable& t, float* x, int64_t n) const {
-    if (act.kind == Activation::Sigmoid) t.sigmoid(x, x, n);
-    else if (act.kind == Activation::Tanh) t.tanh(x, x, n);
-    else t.activation(x, x, n, act);
+  void operator()(const KernelTable& t, const float* x, float* y, int64_t n) const {
+    if (act.kind == Activation::Sigmoid) t.sigmoid(x, y, n);
+    else if (act.kind == Activation::Tanh) t.tanh(x, y, n);
+    else t.activation(x, y, n, act);
   }
+  void operator()(const KernelTable& t, float* x, int64_t n) const { (*this)(t, x, x, n); }
 };
 
 inline void clip_inplace(float* x, int64_t n, float c) {
@@ -358,8 +359,7 @@ class RecurrentKernel : public Kernel {
               fn[0](T, go, H);
             }
             float* th = tmp + b * H;
-            std::memcpy(th, cb, H * sizeof(float));
-            fn[2](T, th, H);
+            fn[2](T, cb, th, H);
             float* hb = h + b * H;
             for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * th[j];
             emit(t, b);
