@@ -271,3 +271,13 @@ def test_output_view_of_reused_buffer_is_copied_before_reuse():
     out_a, y = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": x})
     np.testing.assert_array_equal(out_a, x)
     np.testing.assert_array_equal(y, 16 * x)
+
+
+def test_scalar_constants_stay_0d():
+    """0-d initializers keep rank 0 through import, folding and the plan."""
+    x = np.array(2.0, np.float32)
+    nodes = [helper.make_node("Add", ["x", "c"], ["y"]), helper.make_node("Mul", ["c", "c"], ["cc"]),
+             helper.make_node("Add", ["y", "cc"], ["z"])]
+    model = make_model(nodes, {"x": x}, ["z"], {"c": np.array(3.0, np.float32)})
+    (z,) = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert z.shape == () and z == 14.0

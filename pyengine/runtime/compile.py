@@ -97,7 +97,7 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool)
     def slot_of(name):
         if name not in slots:
             if name in env and env[name].value is not None:
-                value = np.ascontiguousarray(env[name].value)
+                value = np.asarray(env[name].value, order="C")  # (ascontiguousarray makes 0-d 1-d)
                 slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype))
             else:
                 raise InvalidModelError(f"value '{name}' is read before any node writes it")

@@ -32,7 +32,7 @@ class ExportContext:
         if array.dtype.kind == "f":
             array = array.astype(self.dtype)
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def node(self, op_type: str, inputs: list, num_outputs: int = 1, hint: str = "", **attrs):
