@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh process (so peak RSS belongs to one engine
 and one model): load the model, create the session, run it once, report the
-creation time and the process's peak resident memory (ru_maxrss), minus the
+creation time and the process's peak resident memory (VmHWM), minus the
 peak of a process that only imported the engine. Medians over --repeat.
 
     python benchmarks/session_cost.py [--models resnet18,mobilenetv2,...] [--repeat 3]
@@ -24,8 +24,14 @@ from common import machine, table  # noqa: E402
 from models import collect, feeds_for  # noqa: E402
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
+
+def peak_kb():
+    # VmHWM belongs to this process image (ru_maxrss would include the parent's peak, inherited over fork)
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
+
 engine, path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 if engine == "pyengine":
     import pyengine as rt
@@ -35,13 +41,13 @@ else:
     import onnxruntime as rt
     opts = rt.SessionOptions(); opts.intra_op_num_threads = 1
     make = lambda: rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kb()
 if mode == "import":
     print(json.dumps({"rss_kb": base})); sys.exit()
 feeds = dict(np.load(path + ".npz"))
 t0 = time.perf_counter(); sess = make(); t1 = time.perf_counter()
 sess.run(None, feeds)
-print(json.dumps({"create_s": t1 - t0, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_kb": base}))
+print(json.dumps({"create_s": t1 - t0, "rss_kb": peak_kb(), "base_kb": base}))
 """
 
 
