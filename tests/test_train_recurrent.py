@@ -9,7 +9,8 @@ import pytest
 
 import pyengine
 from pyengine.train.export import to_onnx
-from pyengine.train.recurrent import GRU, LSTM, RNN
+from pyengine.train.base import Sequential
+from pyengine.train.recurrent import GRU, LSTM, RNN, ImageRows
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -113,7 +114,6 @@ def test_forward_matches_onnx_equations(kind, return_sequences):
 
 def test_stacked_layers_gradients():
     rng = np.random.default_rng(3)
-    from pyengine.train.base import Sequential
     model = Sequential(LSTM(3, 4, return_sequences=True, dtype=np.float64, rng=rng),
                        GRU(4, 3, return_sequences=False, dtype=np.float64, rng=rng))
     check_gradients(model, rng.standard_normal((2, 3, 3)))
@@ -184,3 +184,19 @@ def test_export_single_recurrent_node():
         ops = [n.op_type for n in proto.graph.node]
         assert ops.count(kind.upper()) == 1, ops
         assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_image_rows():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 4, 5))
+    y = ImageRows().forward(x)
+    assert y.shape == (2, 4, 15)
+    np.testing.assert_array_equal(y[1, 2], x[1, :, 2, :].reshape(-1))
+    model = Sequential(ImageRows(), LSTM(15, 3, return_sequences=False, dtype=np.float64, rng=rng))
+    check_gradients(model, x)
+    model32 = Sequential(ImageRows(), GRU(8, 6, return_sequences=False, rng=rng))
+    sess = ort.InferenceSession(to_onnx(model32, None, np.zeros((1, 1, 8, 8), np.float32)).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        xb = rng.standard_normal((batch, 1, 8, 8)).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {"input": xb})[0], model32.forward(xb), rtol=1e-5, atol=1e-5)

@@ -263,3 +263,29 @@ class GRU(_Recurrent):
         self.R.grad += np.einsum("ntg,ntk->gk", dha, hs[:, :-1])
         self.Rb.grad += dha.sum(axis=(0, 1))
         return dxa
+
+
+class ImageRows(Layer):
+    """Reads images (N, C, H, W) as sequences of their rows: (N, H, C*W), so a
+    recurrent layer sees H time steps of C*W features."""
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"ImageRows: expected images (N, C, H, W), got shape {x.shape}")
+        self._shape = x.shape
+        n, c, h, w = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(n, h, c * w)
+
+    def backward(self, grad):
+        n, c, h, w = self._shape
+        return grad.reshape(n, h, c, w).transpose(0, 2, 1, 3)
+
+    def export(self, ctx, x):
+        t = ctx.node("Transpose", [x], hint="rows_order", perm=[0, 2, 1, 3])
+        return ctx.node("Reshape", [t, ctx.constant("rows_shape", np.array([0, 0, -1], dtype=np.int64))],
+                        hint="rows")
