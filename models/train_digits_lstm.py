@@ -35,14 +35,18 @@ from pyengine.train.recurrent import LSTM, ImageRows  # noqa: E402
 TARGET = 0.97
 
 
-def digits_lstm(hidden: int = 128, readout: str = "last", seed: int = 0) -> Sequential:
-    """readout 'last': classify the last hidden state; 'mean': the mean over the 8 steps."""
+def digits_lstm(hidden: int = 128, readout: str = "last", seed: int = 0, num_layers: int = 1) -> Sequential:
+    """readout 'last': classify the last hidden state; 'mean': the mean over the 8 steps.
+    num_layers > 1 stacks LSTMs (the lower ones return their whole sequence)."""
     rng = np.random.default_rng(seed)
     layers = [ImageRows()]                                           # (N, 1, 8, 8) -> (N, 8, 8)
+    for i in range(num_layers - 1):
+        layers.append(LSTM(8 if i == 0 else hidden, hidden, return_sequences=True, rng=rng))
+    features = 8 if num_layers == 1 else hidden
     if readout == "mean":
-        layers += [LSTM(8, hidden, return_sequences=True, rng=rng), TokenPool("mean")]
+        layers += [LSTM(features, hidden, return_sequences=True, rng=rng), TokenPool("mean")]
     else:
-        layers.append(LSTM(8, hidden, return_sequences=False, rng=rng))
+        layers.append(LSTM(features, hidden, return_sequences=False, rng=rng))
     return Sequential(*layers, Linear(hidden, 10, rng=rng))
 
 
@@ -56,6 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--readout", default="last", choices=["last", "mean"])
+    ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--no-augment", action="store_true", help="no random 1-pixel shifts of training images")
     ap.add_argument("--seed", type=int, default=0)
@@ -67,7 +72,7 @@ def main(argv=None) -> int:
     X, y = load_digits("train")
     Xv, yv = load_digits("val")
     Xt, yt = load_digits("test")
-    model = digits_lstm(args.hidden, args.readout, args.seed)
+    model = digits_lstm(args.hidden, args.readout, args.seed, args.layers)
     batch = 32
     steps = args.epochs * ((len(X) + batch - 1) // batch)
     opt = Adam(model.parameters(), lr=args.lr, clip_norm=5.0, schedule=CosineLR(steps, args.lr * 0.02))

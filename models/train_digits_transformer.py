@@ -1,6 +1,6 @@
 """Trains digits_transformer: a tiny vision transformer over the 8x8 digits.
 
-    python models/train_digits_transformer.py [--patch 2] [--epochs 60] [--out models/digits_transformer.onnx]
+    python models/train_digits_transformer.py [--patch 4] [--epochs 200] [--out models/digits_transformer.onnx]
 
 PatchEmbed (2x2 -> 16 tokens, or 4x4 -> 4 tokens) + learned positional
 embedding, `depth` pre-norm encoder blocks (multi-head self-attention, GELU
@@ -9,6 +9,10 @@ classifier. Uses the fixed split of pyengine.train.data.load_digits, keeps
 the best validation epoch, reports test accuracy (target >= 96%), exports
 ONNX (input (batch, 1, 8, 8) float32, output logits (batch, 10)) and checks
 it against the trainer in onnxruntime.
+
+Defaults (4x4 patches, d_model 64, 4 heads, depth 2, 1-pixel shift
+augmentation, Adam 2e-3 with cosine decay, 200 epochs, seed 0) reached 97.5%
+test accuracy (98.6% val) with trainer-core's fit/Adam/load_digits.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from pyengine.train.optim import Adam, CosineLR  # noqa: E402
 TARGET = 0.96
 
 
-def digits_transformer(d_model: int = 32, heads: int = 4, depth: int = 2, patch: int = 2,
+def digits_transformer(d_model: int = 64, heads: int = 4, depth: int = 2, patch: int = 4,
                        readout: str = "mean", seed: int = 0) -> Sequential:
     rng = np.random.default_rng(seed)
     layers = [PatchEmbed(8, patch, 1, d_model, rng=rng)]
@@ -58,11 +62,11 @@ def accuracy(model, X, y) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--d-model", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--patch", type=int, default=2, choices=[2, 4])
+    ap.add_argument("--patch", type=int, default=4, choices=[2, 4])
     ap.add_argument("--readout", default="mean", choices=["mean", "cls"])
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--no-augment", action="store_true", help="no random 1-pixel shifts of training images")
