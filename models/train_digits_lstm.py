@@ -1,7 +1,7 @@
 """Trains digits_lstm: an LSTM that reads each 8x8 digit row by row (8 time
 steps of 8 pixels) and classifies from its last hidden state.
 
-    python models/train_digits_lstm.py [--epochs 40] [--out models/digits_lstm.onnx]
+    python models/train_digits_lstm.py [--epochs 60] [--layers 2] [--out models/digits_lstm.onnx]
 
 Uses the fixed train/val/test split of pyengine.train.data.load_digits, keeps
 the weights of the best validation epoch, reports test accuracy (target
@@ -35,7 +35,7 @@ from pyengine.train.recurrent import LSTM, ImageRows  # noqa: E402
 TARGET = 0.97
 
 
-def digits_lstm(hidden: int = 128, readout: str = "last", seed: int = 0, num_layers: int = 1) -> Sequential:
+def digits_lstm(hidden: int = 128, readout: str = "last", seed: int = 0, num_layers: int = 2) -> Sequential:
     """readout 'last': classify the last hidden state; 'mean': the mean over the 8 steps.
     num_layers > 1 stacks LSTMs (the lower ones return their whole sequence)."""
     rng = np.random.default_rng(seed)
@@ -57,10 +57,10 @@ def accuracy(model, X, y) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--readout", default="last", choices=["last", "mean"])
-    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--no-augment", action="store_true", help="no random 1-pixel shifts of training images")
     ap.add_argument("--seed", type=int, default=0)
