@@ -1,12 +1,17 @@
 """Trains digits_lstm: an LSTM that reads each 8x8 digit row by row (8 time
 steps of 8 pixels) and classifies from its last hidden state.
 
-    python models/train_digits_lstm.py [--epochs 60] [--layers 2] [--out models/digits_lstm.onnx]
+    python models/train_digits_lstm.py [--epochs 100] [--layers 2] [--out models/digits_lstm.onnx]
 
 Uses the fixed train/val/test split of pyengine.train.data.load_digits, keeps
 the weights of the best validation epoch, reports test accuracy (target
 >= 97%), exports ONNX (input (batch, 1, 8, 8) float32, output logits
 (batch, 10)) and checks the ONNX file against the trainer in onnxruntime.
+
+Results with trainer-core's fit/Adam/load_digits (test accuracy, 359 images):
+defaults (2 stacked LSTM(128), shift augmentation, Adam 3e-3 cosine, 100
+epochs) 96.9% (11 errors; 97% needs at most 10), val 99.2%; 60 epochs 96.7%;
+one LSTM(128) 95.8-96.4%; mean-over-steps readout 94.7%.
 """
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ def accuracy(model, X, y) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--readout", default="last", choices=["last", "mean"])
     ap.add_argument("--layers", type=int, default=2)
