@@ -5,6 +5,7 @@ code uses: InferenceSession, SessionOptions, get_available_providers.
 """
 from .errors import (InputError, InputTypeError, InvalidModelError, PyEngineError, ResourceLimitError,
                      UnsupportedOperatorError)
+from .runtime.gpu import ProviderUnavailableError
 from .runtime.native import _engine
 from .runtime.options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
 from .runtime.session import (InferenceSession, ModelMetadata, NodeArg, get_all_providers,
@@ -34,5 +35,6 @@ __all__ = [
     "InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel", "ExecutionMode",
     "NodeArg", "ModelMetadata", "get_available_providers", "get_all_providers", "get_device",
     "set_isa", "current_isa", "available_isas", "PyEngineError", "InvalidModelError",
-    "UnsupportedOperatorError", "InputError", "InputTypeError", "ResourceLimitError", "__version__",
+    "UnsupportedOperatorError", "InputError", "InputTypeError", "ResourceLimitError", "ProviderUnavailableError",
+    "__version__",
 ]

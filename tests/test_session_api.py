@@ -251,9 +251,33 @@ def test_optimization_level_switches_passes_off():
 def test_isa_env_var_is_validated():
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", "import pyengine"], env={**os.environ, "PYENGINE_ISA": "sse9"},
-                       capture_output=True, text=True)
+    from subproc import PACKAGE_PARENT, child_env
+    r = subprocess.run([sys.executable, "-c", "import pyengine"], env=child_env({"PYENGINE_ISA": "sse9"}),
+                       capture_output=True, text=True, cwd=PACKAGE_PARENT)
     assert r.returncode != 0 and "PYENGINE_ISA" in r.stderr
     r = subprocess.run([sys.executable, "-c", "import pyengine; print(pyengine.current_isa())"],
-                       env={**os.environ, "PYENGINE_ISA": "scalar"}, capture_output=True, text=True)
+                       env=child_env({"PYENGINE_ISA": "scalar"}), capture_output=True, text=True, cwd=PACKAGE_PARENT)
     assert r.returncode == 0 and r.stdout.strip() == "scalar"
+
+
+def test_output_view_of_reused_buffer_is_copied_before_reuse():
+    """A graph output that is a view (here an Identity/Reshape of an
+    intermediate) is copied after all steps; its buffer must stay live until then."""
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Identity", ["a"], ["out_a"]),
+             helper.make_node("Add", ["a", "a"], ["b"]), helper.make_node("Add", ["b", "b"], ["c"]),
+             helper.make_node("Add", ["c", "c"], ["d"]), helper.make_node("Add", ["d", "d"], ["y"])]
+    model = make_model(nodes, {"x": x}, ["out_a", "y"])
+    out_a, y = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_array_equal(out_a, x)
+    np.testing.assert_array_equal(y, 16 * x)
+
+
+def test_scalar_constants_stay_0d():
+    """0-d initializers keep rank 0 through import, folding and the plan."""
+    x = np.array(2.0, np.float32)
+    nodes = [helper.make_node("Add", ["x", "c"], ["y"]), helper.make_node("Mul", ["c", "c"], ["cc"]),
+             helper.make_node("Add", ["y", "cc"], ["z"])]
+    model = make_model(nodes, {"x": x}, ["z"], {"c": np.array(3.0, np.float32)})
+    (z,) = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert z.shape == () and z == 14.0

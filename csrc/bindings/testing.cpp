@@ -76,6 +76,23 @@ void bind_testing(py::module_& m) {
     return y;
   });
 
+  // One of the contiguous float reductions ("sum", "sumsq", "max", "min").
+  m.def("vreduce", [](const std::string& isa, const std::string& fn, FArray x) {
+    const KernelTable& t = table_named(isa);
+    ReduceFn f = fn == "sum" ? t.reduce_sum : fn == "sumsq" ? t.reduce_sumsq : fn == "max" ? t.reduce_max
+               : fn == "min" ? t.reduce_min : nullptr;
+    if (!f) throw std::invalid_argument("unknown reduction " + fn);
+    return f(x.data(), x.size());
+  });
+
+  // y = exp(x - shift), returns (y, sum(y)).
+  m.def("exp_shift_sum", [](const std::string& isa, FArray x, float shift) {
+    const KernelTable& t = table_named(isa);
+    py::array_t<float> y(x.size());
+    float s = t.exp_shift_sum(x.data(), shift, y.mutable_data(), x.size());
+    return py::make_tuple(y, s);
+  });
+
   m.def("activation", [](const std::string& isa, const std::string& act, float alpha, float beta, FArray x) {
     const KernelTable& t = table_named(isa);
     py::array_t<float> y(x.size());

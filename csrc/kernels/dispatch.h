@@ -22,6 +22,10 @@ using UnaryFn = void (*)(const float* x, float* y, int64_t n);
 using BinaryFn = void (*)(const float* a, const float* b, float* y, int64_t n);
 // y[i] = a[i] op s (s scalar) - the inner loop of broadcasting.
 using BinaryScalarFn = void (*)(const float* a, float s, float* y, int64_t n);
+// Reduction of n contiguous floats to one value.
+using ReduceFn = float (*)(const float* x, int64_t n);
+// y[i] = exp(x[i] - shift); returns the sum of y (softmax's inner loop).
+using ExpShiftSumFn = float (*)(const float* x, float shift, float* y, int64_t n);
 
 // Layout of a constant GEMM operand packed once at plan compile time; the ISA
 // decides the layout, so only the table that packed it may read it.
@@ -78,6 +82,9 @@ struct KernelTable {
   UnaryFn sigmoid = nullptr;
   UnaryFn erf = nullptr;
   UnaryFn log = nullptr;
+  ReduceFn reduce_sum = nullptr, reduce_sumsq = nullptr;  // float accumulation order is ISA-specific
+  ReduceFn reduce_max = nullptr, reduce_min = nullptr;    // NaN anywhere -> NaN
+  ExpShiftSumFn exp_shift_sum = nullptr;
 
   // --- elementwise binary (kernels/*/vbinary_*.cpp) ---
   BinaryFn add = nullptr, sub = nullptr, mul = nullptr, div = nullptr;

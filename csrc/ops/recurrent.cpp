@@ -1,7 +1,479 @@
-#include "runtime/kernel.h"
+// LSTM, GRU and RNN (float32), one kernel for the three cells.
+//
+// Per direction the input projection of every time step is ONE GEMM,
+// X[S*B, I] @ W^T -> xw[S*B, G*H], with the biases that are simply added
+// (Wb + Rb, except GRU's Rbh under linear_before_reset) folded into its
+// epilogue. Each time step then runs the recurrent GEMM h[B, H] @ R^T into a
+// gates buffer and the fused gate math row by row, with the table's
+// vectorized sigmoid/tanh. W and R are packed at construction when constant.
+//
+// Python (pyengine/ops/recurrent.py) hands over canonical attributes:
+// num_directions, reverse, hidden_size, layout, clip, acts (comma-joined
+// names, per direction), act_alpha/act_beta, input_forget,
+// linear_before_reset, want_outputs.
+//
+// Threads: the two directions of a bidirectional node run in parallel; with
+// one direction the GEMMs get the pool and the gate math splits the batch
+// rows. Every row is computed by the same calls whatever the split, so the
+// result does not depend on the thread count.
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "ops/common.h"
 
 namespace pyengine {
 
-void register_recurrent_ops() {}
+namespace {
+
+enum class Cell { LSTM, GRU, RNN };
+
+// Gate activation. Sigmoid and Tanh go to the table's dedicated vectorized
+// functions, the rest through the generic activation entry.
+struct GateFn {
+  Activation act;
+  void operator()(const KernelTable& t, const float* x, float* y, int64_t n) const {
+    if (act.kind == Activation::Sigmoid) t.sigmoid(x, y, n);
+    else if (act.kind == Activation::Tanh) t.tanh(x, y, n);
+    else t.activation(x, y, n, act);
+  }
+  void operator()(const KernelTable& t, float* x, int64_t n) const { (*this)(t, x, x, n); }
+};
+
+inline void clip_inplace(float* x, int64_t n, float c) {
+  for (int64_t j = 0; j < n; ++j) x[j] = std::min(std::max(x[j], -c), c);
+}
+
+// Sub-buffers are rounded to whole cache lines so directions never share one.
+inline int64_t lines(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+class RecurrentKernel : public Kernel {
+ public:
+  explicit RecurrentKernel(const NodeSpec& spec) : table_(kernels()) {
+    const Attrs& at = spec.attrs;
+    const std::string& cell = spec.op_type;
+    if (cell == "LSTM") cell_ = Cell::LSTM, G_ = 4;
+    else if (cell == "GRU") cell_ = Cell::GRU, G_ = 3;
+    else if (cell == "RNN") cell_ = Cell::RNN, G_ = 1;
+    else throw KernelError("Recurrent: unknown cell '" + cell + "'");
+    const TensorDesc& x = spec.input(0);
+    require_dtype(x, DType::Float32, (cell + " input X").c_str());
+    require(x.rank() == 3, cell + ": X must be 3-D, got " + shape_str(x.shape));
+    layout_ = static_cast<int>(at.get_int("layout", 0));
+    S_ = layout_ == 0 ? x.shape[0] : x.shape[1];
+    B_ = layout_ == 0 ? x.shape[1] : x.shape[0];
+    I_ = x.shape[2];
+    D_ = static_cast<int>(at.get_int("num_directions", 1));
+    reverse_ = at.get_int("reverse", 0) != 0;
+    H_ = at.get_int("hidden_size", 0);
+    GH_ = G_ * H_;
+    require(D_ == 1 || D_ == 2, cell + ": num_directions must be 1 or 2");
+    require(spec.input(1).shape == Shape({D_, GH_, I_}), cell + ": W has shape " + shape_str(spec.input(1).shape) +
+                                                             ", expected " + shape_str({D_, GH_, I_}));
+    require(spec.input(2).shape == Shape({D_, GH_, H_}), cell + ": R has shape " + shape_str(spec.input(2).shape) +
+                                                             ", expected " + shape_str({D_, GH_, H_}));
+    require_dtype(spec.input(1), DType::Float32, (cell + " input W").c_str());
+    require_dtype(spec.input(2), DType::Float32, (cell + " input R").c_str());
+    clip_ = static_cast<float>(at.get_float("clip", 0.0));
+    input_forget_ = at.get_int("input_forget", 0) != 0;
+    lbr_ = at.get_int("linear_before_reset", 0) != 0;
+
+    has_bias_ = spec.has_input(3);
+    has_lens_ = spec.has_input(4);
+    has_h0_ = spec.has_input(5);
+    has_c0_ = cell_ == Cell::LSTM && spec.has_input(6);
+    has_p_ = cell_ == Cell::LSTM && spec.has_input(7);
+    if (has_bias_) require(spec.input(3).shape == Shape({D_, 2 * GH_}), cell + ": B must have shape " + shape_str({D_, 2 * GH_}));
+    if (has_lens_) {
+      require_dtype(spec.input(4), DType::Int32, (cell + " input sequence_lens").c_str());
+      require(spec.input(4).shape == Shape({B_}), cell + ": sequence_lens must have shape " + shape_str({B_}));
+    }
+    Shape state = layout_ == 0 ? Shape{D_, B_, H_} : Shape{B_, D_, H_};
+    if (has_h0_) require(spec.input(5).shape == state, cell + ": initial_h must have shape " + shape_str(state));
+    if (has_c0_) require(spec.input(6).shape == state, cell + ": initial_c must have shape " + shape_str(state));
+    if (has_p_) require(spec.input(7).shape == Shape({D_, 3 * H_}), cell + ": P must have shape " + shape_str({D_, 3 * H_}));
+
+    std::vector<int64_t> want = at.get_ints("want_outputs", {1, 1, 1});
+    size_t n_state = cell_ == Cell::LSTM ? 2 : 1;
+    require(spec.outputs.size() <= 1 + n_state, cell + ": too many outputs");
+    for (size_t i = 0; i < spec.outputs.size() && i < 3; ++i)
+      want_[i] = i >= want.size() || want[i] != 0;
+
+    // Activations: per direction f (and g, h).
+    int per_dir = cell_ == Cell::LSTM ? 3 : cell_ == Cell::GRU ? 2 : 1;
+    std::vector<std::string> names;
+    {
+      std::stringstream ss(at.get_string("acts", ""));
+      std::string item;
+      while (std::getline(ss, item, ',')) names.push_back(item);
+    }
+    std::vector<double> alphas = at.get_floats("act_alpha"), betas = at.get_floats("act_beta");
+    require(static_cast<int>(names.size()) == per_dir * D_ && alphas.size() == names.size() && betas.size() == names.size(),
+            cell + ": expected " + std::to_string(per_dir * D_) + " activations with alpha and beta each");
+    for (int d = 0; d < D_; ++d)
+      for (int k = 0; k < per_dir; ++k) {
+        size_t i = static_cast<size_t>(d * per_dir + k);
+        try {
+          acts_[d][k].act = Activation::from_name(names[i], static_cast<float>(alphas[i]), static_cast<float>(betas[i]));
+        } catch (const std::invalid_argument&) {
+          throw KernelError(cell + ": activation '" + names[i] + "' is not supported");
+        }
+      }
+
+    // Pack the constant weights in the dispatched GEMM's layout.
+    if (H_ > 0 && spec.input(1).const_data && I_ > 0) {
+      const float* w = static_cast<const float*>(spec.input(1).const_data);
+      for (int d = 0; d < D_; ++d) {
+        w_packed_[d] = std::make_unique<PackedB>();
+        table_.pack_b(w + d * GH_ * I_, I_, true, I_, GH_, w_packed_[d].get());
+      }
+    }
+    if (H_ > 0 && spec.input(2).const_data) {
+      const float* r = static_cast<const float*>(spec.input(2).const_data);
+      for (int d = 0; d < D_; ++d) {
+        const float* rd = r + d * GH_ * H_;
+        r_packed_[d] = std::make_unique<PackedB>();
+        if (split_r()) {
+          table_.pack_b(rd, H_, true, H_, 2 * H_, r_packed_[d].get());
+          rh_packed_[d] = std::make_unique<PackedB>();
+          table_.pack_b(rd + 2 * H_ * H_, H_, true, H_, H_, rh_packed_[d].get());
+        } else {
+          table_.pack_b(rd, H_, true, H_, GH_, r_packed_[d].get());
+        }
+      }
+    }
+
+    // Scratch per direction: xw | gates | h | c | tmp | bias | rbias.
+    off_gates_ = lines(S_ * B_ * GH_);
+    off_h_ = off_gates_ + lines(B_ * GH_);
+    off_c_ = off_h_ + lines(B_ * H_);
+    off_tmp_ = off_c_ + lines(B_ * H_);
+    off_bias_ = off_tmp_ + lines(B_ * H_);
+    off_rbias_ = off_bias_ + lines(GH_);
+    dir_floats_ = off_rbias_ + lines(GH_);
+  }
+
+  size_t scratch_bytes() const override { return static_cast<size_t>(D_ * dir_floats_) * sizeof(float); }
+
+  void run(const KernelIO& io) override {
+    Inputs in;
+    in.X = in_ptr<float>(io, 0);
+    in.W = in_ptr<float>(io, 1);
+    in.R = in_ptr<float>(io, 2);
+    in.B = has_bias_ ? in_ptr<float>(io, 3) : nullptr;
+    in.lens = has_lens_ ? in_ptr<int32_t>(io, 4) : nullptr;
+    in.h0 = has_h0_ ? in_ptr<float>(io, 5) : nullptr;
+    in.c0 = has_c0_ ? in_ptr<float>(io, 6) : nullptr;
+    in.P = has_p_ ? in_ptr<float>(io, 7) : nullptr;
+    in.Y = want_[0] ? out_ptr<float>(io, 0) : nullptr;
+    in.Yh = want_[1] ? out_ptr<float>(io, 1) : nullptr;
+    in.Yc = want_[2] ? out_ptr<float>(io, 2) : nullptr;
+    if (in.lens) {
+      // Validated here, before any parallel part (which must never throw).
+      for (int64_t b = 0; b < B_; ++b)
+        if (in.lens[b] < 0 || in.lens[b] > S_)
+          throw KernelError("sequence_lens[" + std::to_string(b) + "] = " + std::to_string(in.lens[b]) +
+                            " is outside [0, " + std::to_string(S_) + "] (the sequence length of X)");
+      // Steps past a sequence's end are zero in Y.
+      if (in.Y)
+        for (int d = 0; d < D_; ++d)
+          for (int64_t b = 0; b < B_; ++b)
+            for (int64_t t = in.lens[b]; t < S_; ++t) std::memset(in.Y + y_index(t, d, b), 0, H_ * sizeof(float));
+    }
+    if (B_ == 0 || H_ == 0) return;
+    float* scratch = static_cast<float*>(io.scratch);
+    ThreadPool* pool = io.pool && io.pool->size() > 1 ? io.pool : nullptr;
+    // Two directions on two threads, unless there are many threads and each
+    // step's GEMM is big enough to use them all.
+    const bool dir_parallel = pool && (pool->size() <= 3 || B_ * GH_ * H_ < (int64_t{1} << 21));
+    if (D_ == 2 && dir_parallel) {
+      pool->parallel_for(2, 1, [&](int64_t d0, int64_t d1) {
+        for (int64_t d = d0; d < d1; ++d) run_direction(in, static_cast<int>(d), scratch + d * dir_floats_, nullptr);
+      });
+    } else {
+      for (int d = 0; d < D_; ++d) run_direction(in, d, scratch + d * dir_floats_, pool);
+    }
+  }
+
+ private:
+  struct Inputs {
+    const float *X, *W, *R, *B, *h0, *c0, *P;
+    const int32_t* lens;
+    float *Y, *Yh, *Yc;
+  };
+
+  // GRU without linear_before_reset multiplies r into h before the h-gate
+  // GEMM, so R's z/r rows and h rows are two GEMMs.
+  bool split_r() const { return cell_ == Cell::GRU && !lbr_; }
+
+  int64_t x_row(int64_t t, int64_t b) const { return layout_ == 0 ? t * B_ + b : b * S_ + t; }
+  int64_t y_index(int64_t t, int d, int64_t b) const {
+    return (layout_ == 0 ? (t * D_ + d) * B_ + b : (b * S_ + t) * D_ + d) * H_;
+  }
+  int64_t state_index(int d, int64_t b) const { return (layout_ == 0 ? d * B_ + b : b * D_ + d) * H_; }
+
+  // C[B, n] (row stride GH) = A[B, H] @ R_rows^T (+ bias), R_rows the n rows of R from `rd`.
+  void recurrent_gemm(const float* A, const float* rd, const PackedB* packed, int64_t n, float* C, const float* bias,
+                      ThreadPool* pool) const {
+    GemmArgs g;
+    g.trans_b = true;
+    g.M = B_;
+    g.N = n;
+    g.K = H_;
+    g.A = A;
+    g.lda = H_;
+    g.B = rd;
+    g.ldb = H_;
+    g.C = C;
+    g.ldc = GH_;
+    g.bias_col = bias;
+    if (packed) table_.sgemm_packed(g, *packed, pool);
+    else table_.sgemm(g, pool);
+  }
+
+  // Calls fn(b0, b1) over the batch rows, split over the pool when the
+  // per-step work is large enough to pay for waking the threads.
+  template <class F>
+  void for_rows(ThreadPool* pool, const F& fn) const {
+    constexpr int64_t kMinParallel = 16384;  // gate elements per step
+    if (pool && B_ > 1 && B_ * GH_ >= kMinParallel) {
+      int64_t grain = std::max<int64_t>(1, 4096 / GH_);
+      pool->parallel_for(B_, grain, [&](int64_t b0, int64_t b1) { fn(b0, b1); });
+    } else {
+      fn(0, B_);
+    }
+  }
+
+  void run_direction(const Inputs& in, int d, float* base, ThreadPool* pool) const {
+    float* xw = base;
+    float* gates = base + off_gates_;
+    float* h = base + off_h_;
+    float* c = base + off_c_;
+    float* tmp = base + off_tmp_;
+    float* bias = base + off_bias_;
+    float* rbias = base + off_rbias_;
+    const bool rev = D_ == 2 ? d == 1 : reverse_;
+    const GateFn* fn = acts_[d];
+    const int64_t H = H_, GH = GH_;
+
+    // Biases: everything that is simply added goes into the input GEMM.
+    const float* Bd = in.B ? in.B + d * 2 * GH : nullptr;
+    for (int64_t j = 0; j < GH; ++j) bias[j] = Bd ? Bd[j] + Bd[GH + j] : 0.f;
+    const bool gru_lbr = cell_ == Cell::GRU && lbr_;
+    if (gru_lbr) {
+      // h = g(xWh + Wbh + r * (h Rh^T + Rbh)): Rbh stays with the recurrent GEMM.
+      std::fill(rbias, rbias + 2 * H, 0.f);
+      for (int64_t j = 0; j < H; ++j) {
+        bias[2 * H + j] = Bd ? Bd[2 * H + j] : 0.f;
+        rbias[2 * H + j] = Bd ? Bd[GH + 2 * H + j] : 0.f;
+      }
+    }
+
+    // Input projection of all time steps: xw = X @ W^T + bias.
+    const int64_t rows = S_ * B_;
+    if (rows > 0) {
+      if (I_ == 0) {
+        for (int64_t r = 0; r < rows; ++r) std::memcpy(xw + r * GH, bias, GH * sizeof(float));
+      } else {
+        GemmArgs g;
+        g.trans_b = true;
+        g.M = rows;
+        g.N = GH;
+        g.K = I_;
+        g.A = in.X;
+        g.lda = I_;
+        g.B = in.W + d * GH * I_;
+        g.ldb = I_;
+        g.C = xw;
+        g.ldc = GH;
+        g.bias_col = bias;
+        if (w_packed_[d]) table_.sgemm_packed(g, *w_packed_[d], pool);
+        else table_.sgemm(g, pool);
+      }
+    }
+
+    // Initial state.
+    for (int64_t b = 0; b < B_; ++b) {
+      if (in.h0) std::memcpy(h + b * H, in.h0 + state_index(d, b), H * sizeof(float));
+      else std::fill(h + b * H, h + (b + 1) * H, 0.f);
+      if (cell_ == Cell::LSTM) {
+        if (in.c0) std::memcpy(c + b * H, in.c0 + state_index(d, b), H * sizeof(float));
+        else std::fill(c + b * H, c + (b + 1) * H, 0.f);
+      }
+    }
+
+    const float* Rd = in.R + d * GH * H;
+    const float* Pd = in.P ? in.P + d * 3 * H : nullptr;
+    const float clip = clip_;
+    const KernelTable& T = table_;
+    // Time index of batch row b at step s, or -1 when its sequence has ended.
+    auto time_of = [&](int64_t s, int64_t b) -> int64_t {
+      int64_t len = in.lens ? in.lens[b] : S_;
+      if (s >= len) return -1;
+      return rev ? len - 1 - s : s;
+    };
+    auto emit = [&](int64_t t, int64_t b) {
+      if (in.Y) std::memcpy(in.Y + y_index(t, d, b), h + b * H, H * sizeof(float));
+    };
+
+    for (int64_t s = 0; s < S_; ++s) {
+      if (cell_ == Cell::LSTM) {
+        recurrent_gemm(h, Rd, r_packed_[d].get(), GH, gates, nullptr, pool);
+        for_rows(pool, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) {
+            int64_t t = time_of(s, b);
+            if (t < 0) continue;
+            float* g = gates + b * GH;
+            const float* xr = xw + x_row(t, b) * GH;
+            float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;
+            float* cb = c + b * H;
+            for (int64_t j = 0; j < GH; ++j) g[j] += xr[j];
+            if (!Pd && !input_forget_) {
+              // The common case: i, o, f in one activation call.
+              if (clip > 0.f) clip_inplace(g, GH, clip);
+              fn[0](T, g, 3 * H);
+              fn[1](T, gc, H);
+              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
+            } else {
+              // Peepholes see c before (i, f) and after (o) the update.
+              if (Pd)
+                for (int64_t j = 0; j < H; ++j) {
+                  gi[j] += Pd[j] * cb[j];
+                  gf[j] += Pd[2 * H + j] * cb[j];
+                }
+              if (clip > 0.f) {
+                clip_inplace(gi, H, clip);
+                clip_inplace(gf, 2 * H, clip);  // f and c blocks
+              }
+              fn[0](T, gi, H);
+              if (input_forget_) {
+                for (int64_t j = 0; j < H; ++j) gf[j] = 1.f - gi[j];
+              } else {
+                fn[0](T, gf, H);
+              }
+              fn[1](T, gc, H);
+              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
+              if (Pd)
+                for (int64_t j = 0; j < H; ++j) go[j] += Pd[H + j] * cb[j];
+              if (clip > 0.f) clip_inplace(go, H, clip);
+              fn[0](T, go, H);
+            }
+            float* th = tmp + b * H;
+            fn[2](T, cb, th, H);
+            float* hb = h + b * H;
+            for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * th[j];
+            emit(t, b);
+          }
+        });
+      } else if (cell_ == Cell::GRU) {
+        // z and r (and with linear_before_reset the h-gate's h Rh^T + Rbh).
+        recurrent_gemm(h, Rd, r_packed_[d].get(), lbr_ ? GH : 2 * H, gates, lbr_ ? rbias : nullptr, pool);
+        for_rows(pool, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) {
+            int64_t t = time_of(s, b);
+            float* g = gates + b * GH;
+            if (t < 0) {
+              if (!lbr_) std::fill(tmp + b * H, tmp + (b + 1) * H, 0.f);
+              continue;
+            }
+            const float* xr = xw + x_row(t, b) * GH;
+            for (int64_t j = 0; j < 2 * H; ++j) g[j] += xr[j];
+            if (clip > 0.f) clip_inplace(g, 2 * H, clip);
+            fn[0](T, g, 2 * H);  // z and r
+            const float* r = g + H;
+            const float* hb = h + b * H;
+            if (lbr_) {
+              finish_gru_row(g, xr, hb, h + b * H, r, clip, fn[1]);
+              emit(t, b);
+            } else {
+              float* rt = tmp + b * H;
+              for (int64_t j = 0; j < H; ++j) rt[j] = r[j] * hb[j];
+            }
+          }
+        });
+        if (!lbr_) {
+          // h-gate: (r * h) @ Rh^T; its biases Wbh + Rbh are already in xw.
+          recurrent_gemm(tmp, Rd + 2 * H * H, rh_packed_[d].get(), H, gates + 2 * H, nullptr, pool);
+          for_rows(pool, [&](int64_t b0, int64_t b1) {
+            for (int64_t b = b0; b < b1; ++b) {
+              int64_t t = time_of(s, b);
+              if (t < 0) continue;
+              float* g = gates + b * GH;
+              finish_gru_row(g, xw + x_row(t, b) * GH, h + b * H, h + b * H, nullptr, clip, fn[1]);
+              emit(t, b);
+            }
+          });
+        }
+      } else {
+        recurrent_gemm(h, Rd, r_packed_[d].get(), H, gates, nullptr, pool);
+        for_rows(pool, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) {
+            int64_t t = time_of(s, b);
+            if (t < 0) continue;
+            float* g = gates + b * GH;
+            const float* xr = xw + x_row(t, b) * GH;
+            for (int64_t j = 0; j < H; ++j) g[j] += xr[j];
+            if (clip > 0.f) clip_inplace(g, H, clip);
+            fn[0](T, g, H);
+            std::memcpy(h + b * H, g, H * sizeof(float));
+            emit(t, b);
+          }
+        });
+      }
+    }
+
+    // Final states: the state of each row's last valid step. A sequence of
+    // length 0 has none: its final state is zero (as in onnxruntime), not the initial one.
+    for (int64_t b = 0; b < B_; ++b) {
+      bool empty = (in.lens ? in.lens[b] : S_) == 0;
+      if (empty) {
+        if (in.Yh) std::fill(in.Yh + state_index(d, b), in.Yh + state_index(d, b) + H, 0.f);
+        if (in.Yc) std::fill(in.Yc + state_index(d, b), in.Yc + state_index(d, b) + H, 0.f);
+        continue;
+      }
+      if (in.Yh) std::memcpy(in.Yh + state_index(d, b), h + b * H, H * sizeof(float));
+      if (in.Yc) std::memcpy(in.Yc + state_index(d, b), c + b * H, H * sizeof(float));
+    }
+  }
+
+  // GRU h-gate and state update for one row. g = [z | r | hg] with z, r
+  // activated; hg holds h Rh^T + Rbh (r given: linear_before_reset) or
+  // (r * h) Rh^T (r null). hout may alias hprev.
+  void finish_gru_row(float* g, const float* xr, const float* hprev, float* hout, const float* r, float clip,
+                      const GateFn& gfn) const {
+    const int64_t H = H_;
+    float* z = g;
+    float* hg = g + 2 * H;
+    const float* xh = xr + 2 * H;
+    if (r) {
+      for (int64_t j = 0; j < H; ++j) hg[j] = xh[j] + r[j] * hg[j];
+    } else {
+      for (int64_t j = 0; j < H; ++j) hg[j] += xh[j];
+    }
+    if (clip > 0.f) clip_inplace(hg, H, clip);
+    gfn(table_, hg, H);
+    for (int64_t j = 0; j < H; ++j) hout[j] = (1.f - z[j]) * hg[j] + z[j] * hprev[j];
+  }
+
+  const KernelTable& table_;
+  Cell cell_ = Cell::RNN;
+  int64_t G_ = 1, S_ = 0, B_ = 0, I_ = 0, H_ = 0, GH_ = 0;
+  int D_ = 1, layout_ = 0;
+  bool reverse_ = false, input_forget_ = false, lbr_ = false;
+  float clip_ = 0.f;
+  bool has_bias_ = false, has_lens_ = false, has_h0_ = false, has_c0_ = false, has_p_ = false;
+  bool want_[3] = {false, false, false};
+  GateFn acts_[2][3];
+  std::unique_ptr<PackedB> w_packed_[2], r_packed_[2], rh_packed_[2];
+  int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, dir_floats_ = 0;
+};
+
+}  // namespace
+
+void register_recurrent_ops() {
+  register_kernel("LSTM", make_kernel<RecurrentKernel>);
+  register_kernel("GRU", make_kernel<RecurrentKernel>);
+  register_kernel("RNN", make_kernel<RecurrentKernel>);
+}
 
 }  // namespace pyengine

@@ -44,7 +44,7 @@ def tensor_to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
         _dtypes.to_onnx(arr.dtype)
     except TypeError:
         raise UnsupportedOperatorError(f"{what}: element type {arr.dtype} is not supported") from None
-    return np.ascontiguousarray(arr)
+    return np.asarray(arr, order="C")  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
 
 
 def attribute_value(attr: onnx.AttributeProto, node_name: str):

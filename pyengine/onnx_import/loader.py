@@ -43,8 +43,51 @@ def load_model(source: ModelSource) -> onnx.ModelProto:
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:  # noqa: BLE001 - report any inliner failure as a bad model
             raise InvalidModelError(f"cannot inline the model's local functions: {e}") from None
-    _check(model)
-    return _infer_shapes(model)
+    skeleton = _skeleton(model)
+    _check(skeleton)
+    inferred = _infer_shapes(skeleton)
+    if inferred is not skeleton:
+        _copy_types(inferred.graph, model.graph)
+    return model
+
+
+# Initializers above this size are hidden from the checker and from shape
+# inference: both serialize the whole model, and their cost would otherwise
+# grow with the weights (seconds for a large CNN). Small ones stay, since
+# shape inference propagates their values (shape computations).
+_SKELETON_MAX_BYTES = 1024
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the model whose large initializers are graph inputs of the
+    same type and shape (their data is checked when it is decoded)."""
+    # ByteSize() does not copy the data out (reading t.raw_data would).
+    big = [t for t in model.graph.initializer if t.ByteSize() > _SKELETON_MAX_BYTES]
+    if not big:
+        return model
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    keep = [t for t in skeleton.graph.initializer if t.ByteSize() <= _SKELETON_MAX_BYTES]
+    declared = {vi.name for vi in skeleton.graph.input}
+    del skeleton.graph.initializer[:]
+    skeleton.graph.initializer.extend(keep)
+    for t in big:
+        if t.name not in declared:
+            skeleton.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return skeleton
+
+
+def _copy_types(src: onnx.GraphProto, dst: onnx.GraphProto) -> None:
+    """Inferred value_info, and inferred output types where none were declared."""
+    del dst.value_info[:]
+    dst.value_info.extend(src.value_info)
+    inferred_outputs = {vi.name: vi for vi in src.output}
+    for vi in dst.output:
+        if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type:
+            if vi.name in inferred_outputs:
+                vi.type.CopyFrom(inferred_outputs[vi.name].type)
+        elif not vi.type.tensor_type.HasField("shape") and vi.name in inferred_outputs:
+            vi.type.CopyFrom(inferred_outputs[vi.name].type)
 
 
 # onnx's own shape inference (C++) aborts the whole process when a Slice
@@ -78,12 +121,13 @@ def _infer_shapes(model):
         dims = shapes.get(n.input[0]) if n.input else None
         if dims is not None and all(d is None or d >= 0 for d in dims) and _sane_steps(g, n):
             n.op_type = "Slice"
-    model = _onnx_infer(model)
-    for g in _all_graphs(model.graph):
-        for n in g.node:
-            if n.op_type == _HIDDEN_OP:
-                n.op_type = "Slice"
-    return model
+    inferred = _onnx_infer(model)
+    for m in (model, inferred):
+        for g in _all_graphs(m.graph):
+            for n in g.node:
+                if n.op_type == _HIDDEN_OP:
+                    n.op_type = "Slice"
+    return inferred
 
 
 def _onnx_infer(model):

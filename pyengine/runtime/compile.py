@@ -109,6 +109,11 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
                 key = name or _unnamed(step.node, k)
                 root[key] = key
                 buffers[key] = memory.Buffer(key, _nbytes(info), idx, idx)
+    # Outputs copied at the end keep their source alive until then.
+    for name in output_names:
+        r = root.get(name)
+        if name not in direct_output and r in buffers:
+            buffers[r].last = len(steps)
     arena_bytes = memory.plan_offsets(list(buffers.values()))
     const_names = {n for step in steps for n in step.node.inputs if n and n in env and env[n].value is not None}
     const_names.update(n for n in output_names if n in env and env[n].value is not None)
@@ -122,7 +127,7 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
     def slot_of(name):
         if name not in slots:
             if name in env and env[name].value is not None:
-                value = np.ascontiguousarray(env[name].value)
+                value = np.asarray(env[name].value, order="C")  # (ascontiguousarray makes 0-d 1-d)
                 slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype))
             else:
                 raise InvalidModelError(f"value '{name}' is read before any node writes it")

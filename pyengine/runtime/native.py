@@ -56,7 +56,7 @@ def run_node(opdef, node, ins, outs):
         if info is None:
             in_slots.append(-1)
             continue
-        arr = np.ascontiguousarray(info.value)
+        arr = np.asarray(info.value, order="C")  # (ascontiguousarray makes 0-d 1-d)
         in_slots.append(plan.add_input(len(arrays), _dtypes.to_onnx(arr.dtype), list(arr.shape)))
         arrays.append(arr)
     results, out_slots = [], []

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -49,7 +48,8 @@ class ModelMetadata:
 
 
 def get_available_providers() -> list:
-    return [CPU_PROVIDER]
+    from . import gpu  # GPU providers are delegated to onnxruntime when it has them
+    return gpu.available_providers() + [CPU_PROVIDER]
 
 
 def get_all_providers() -> list:
@@ -117,11 +117,20 @@ class InferenceSession:
     `path_or_bytes` is a file path, the serialized model, or an onnx.ModelProto.
     """
 
+    def __new__(cls, path_or_bytes=None, sess_options=None, providers=None, *args, **kwargs):
+        # CUDAExecutionProvider first and onnxruntime-gpu present: an onnxruntime-backed session.
+        from . import gpu
+        if cls is InferenceSession and gpu.wants_delegation(providers):
+            cls = gpu.delegated_class()
+        return super().__new__(cls)
+
     def __init__(self, path_or_bytes, sess_options: Optional[SessionOptions] = None,
-                 providers: Optional[Sequence] = None, provider_options=None, **kwargs):
+                 providers: Optional[Sequence] = None, provider_options=None, strict: bool = False,
+                 **kwargs):
+        """`strict=True`: raise instead of warning when a requested GPU provider is unavailable."""
         self._options = sess_options or SessionOptions()
         self._memory_limit = memory_limit(getattr(self._options, "_config", None))
-        self._providers = self._choose_providers(providers)
+        self._providers = self._choose_providers(providers, strict)
         self._model = load_model(path_or_bytes)
         graph = to_graph(self._model)
         check_supported(graph)
@@ -173,14 +182,13 @@ class InferenceSession:
 
     # ---- internals -----------------------------------------------------------
     @staticmethod
-    def _choose_providers(providers) -> list:
+    def _choose_providers(providers, strict: bool = False) -> list:
+        from . import gpu
         names = _provider_names(providers)
         unknown = [p for p in names if p not in get_all_providers()]
         if unknown:
             raise ValueError(f"unknown execution provider(s) {unknown}; available: {get_available_providers()}")
-        if names and names[0] != CPU_PROVIDER:
-            warnings.warn(f"{names[0]} is not available in this build of pyengine; running on "
-                          f"{CPU_PROVIDER}", RuntimeWarning, stacklevel=3)
+        gpu.fallback(names, strict)  # warns (or raises under strict) when a GPU was asked for
         return [CPU_PROVIDER]
 
     def _node_arg(self, name: str) -> NodeArg:

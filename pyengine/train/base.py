@@ -79,6 +79,20 @@ class Layer:
     def eval(self) -> "Layer":
         return self.train(False)
 
+    def astype(self, dtype) -> "Layer":
+        """Converts every parameter and buffer in place (float64 for gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = np.zeros_like(p.data)
+        self._cast_buffers(dtype)
+        return self
+
+    def _cast_buffers(self, dtype) -> None:
+        for key in getattr(self, "_buffers", ()):
+            setattr(self, key, np.asarray(getattr(self, key)).astype(dtype))
+        for c in self.children():
+            c._cast_buffers(dtype)
+
     def state_dict(self, prefix: str = "") -> dict:
         """name -> array for every parameter and buffer (running statistics)."""
         state = {}

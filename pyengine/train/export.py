@@ -32,7 +32,7 @@ class ExportContext:
         if array.dtype.kind == "f":
             array = array.astype(self.dtype)
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def node(self, op_type: str, inputs: list, num_outputs: int = 1, hint: str = "", **attrs):
@@ -55,10 +55,12 @@ def to_onnx(model, path, sample_input, input_name: str = "input", output_name: s
         in_shape = list(sample_input.shape)
         if dynamic_batch:
             in_shape[0] = "batch"
+        # Forward first: layers may record what they saw (e.g. the input rank)
+        # to pick their ONNX form.
+        out = model.forward(sample_input)
         x = ctx.fresh(input_name)
         y = model.export(ctx, x)
         ctx.nodes.append(helper.make_node("Identity", [y], [output_name], name=ctx.fresh("output_identity")))
-        out = model.forward(sample_input)
         out_shape = list(np.asarray(out).shape)
         if dynamic_batch:
             out_shape[0] = "batch"
