@@ -12,10 +12,13 @@ import os
 import sys
 import time
 
-try:
-    import pyengine  # noqa: F401 - an installed pyengine, or the in-place build below
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import glob
+
+# A checkout with an in-place build (scripts/dev_build.sh) is used before an installed pyengine.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_ROOT, "pyengine", "_engine*.so")):
+    sys.path.insert(0, _ROOT)
+import pyengine  # noqa: E402
 
 from pyengine.testing.fuzz import run_cases  # noqa: E402
 

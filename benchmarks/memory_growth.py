@@ -11,11 +11,13 @@ import json
 import os
 import sys
 
-try:
-    import pyengine
-except ImportError:  # run from a checkout with the in-place build
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import pyengine
+import glob
+
+# A checkout with an in-place build (scripts/dev_build.sh) is used before an installed pyengine.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_ROOT, "pyengine", "_engine*.so")):
+    sys.path.insert(0, _ROOT)
+import pyengine  # noqa: E402
 
 import numpy as np
 
