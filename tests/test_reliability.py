@@ -340,3 +340,12 @@ def test_slice_shapes_still_inferred_for_sane_models():
     inferred = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in load_model(m).graph.value_info}
     assert inferred["s"] == [2, 6]
     assert [n.op_type for n in load_model(m).graph.node] == ["Slice", "Relu"]
+
+
+def test_fuzz_trilu_with_empty_k():
+    # Was: IndexError "index 0 is out of bounds for axis 0 with size 0" from
+    # Trilu's kernel_attrs (no node named).
+    m = graph_model([helper.make_node("Trilu", ["x", "k"], ["y"])], [vi("x", F, [4, 5])], [vi("y", F, [4, 5])],
+                    {"k": np.zeros(0, np.int64)})
+    with pytest.raises(pyengine.InvalidModelError, match="Trilu.*k must be a single value"):
+        pyengine.InferenceSession(m.SerializeToString()).run(None, {"x": np.ones((4, 5), np.float32)})

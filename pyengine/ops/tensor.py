@@ -320,7 +320,9 @@ class Trilu(OpDef):
     def infer(self, node, ins):
         if len(ins[0].shape) < 2:
             raise _err(node, f"input must have rank >= 2, got {tuple(ins[0].shape)}")
-        const_input(node, ins, 1, "k")
+        k = const_input(node, ins, 1, "k")
+        if k is not None and np.asarray(k).size != 1:
+            raise _err(node, f"k must be a single value, got shape {np.asarray(k).shape}")
         return [TensorInfo(ins[0].dtype, tuple(ins[0].shape))]
 
     def kernel_attrs(self, node, ins):

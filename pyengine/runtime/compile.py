@@ -149,7 +149,7 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
             out_slots.append(slots[key])
         try:
             plan.add_node(step.opdef.kernel, node.name, step.opdef.kernel_attrs(node, step.ins), in_slots, out_slots)
-        except (ValueError, TypeError, RuntimeError) as e:
+        except (ValueError, TypeError, RuntimeError, IndexError, KeyError, ArithmeticError) as e:
             raise node_error(node, e) from None
 
     # Outputs that cannot be written in place get a copy.
