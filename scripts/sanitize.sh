@@ -56,6 +56,9 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$WORK/logs/asan:${
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$WORK/logs/ubsan"
 export PYENGINE_SANITIZED=1  # the fuzz harness drops its RLIMIT_AS cap (ASan reserves terabytes of shadow)
 status=0
+# Proof that the sanitized module is the one the tests import.
+(cd "$WORK/pkg" && PYTHONPATH="$WORK/pkg" LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" "$PY" -c \
+   "import pyengine; print('sanitize.sh: testing', pyengine._engine.__file__)")
 (cd "$WORK/pkg" && PYTHONPATH="$WORK/pkg" LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" \
    "$PY" -m pytest --rootdir="$ROOT" -c "$ROOT/pyproject.toml" "${ARGS[@]/#tests\//$ROOT/tests/}") || status=$?
 
