@@ -26,10 +26,12 @@ const KernelTable& table_named(const std::string& isa) {
 }  // namespace
 
 void bind_testing(py::module_& m) {
-  // C = alpha*op(A)@op(B) + beta*C (+ bias_col) then activation; C is updated in place.
+  // C = alpha*op(A)@op(B) + beta*C (+ bias per column, + bias_row per row) then
+  // the activation; C is updated in place. packed=True goes through pack_b and
+  // sgemm_packed; threads sizes the pool.
   m.def("sgemm", [](const std::string& isa, bool ta, bool tb, float alpha, FArray a, FArray b, float beta,
                     py::array_t<float, py::array::c_style> c, py::object bias, const std::string& act,
-                    float act_alpha, float act_beta, bool packed, int threads) {
+                    float act_alpha, float act_beta, bool packed, int threads, py::object bias_row) {
     const KernelTable& t = table_named(isa);
     if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2) throw std::invalid_argument("2-D arrays expected");
     GemmArgs g;
@@ -54,6 +56,12 @@ void bind_testing(py::module_& m) {
       if (bias_arr.size() != g.N) throw std::invalid_argument("bias must have N elements");
       g.bias_col = bias_arr.data();
     }
+    FArray bias_row_arr;
+    if (!bias_row.is_none()) {
+      bias_row_arr = bias_row.cast<FArray>();
+      if (bias_row_arr.size() != g.M) throw std::invalid_argument("bias_row must have M elements");
+      g.bias_row = bias_row_arr.data();
+    }
     g.act = Activation::from_name(act, act_alpha, act_beta);
     ThreadPool pool(threads);
     PackedB pb;
@@ -63,7 +71,8 @@ void bind_testing(py::module_& m) {
     else t.sgemm(g, &pool);
   }, py::arg("isa"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("a"), py::arg("b"),
      py::arg("beta"), py::arg("c"), py::arg("bias") = py::none(), py::arg("activation") = "",
-     py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1);
+     py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1,
+     py::arg("bias_row") = py::none());
 
   // y = f(x) for one of the vector math kernels.
   m.def("vmath", [](const std::string& isa, const std::string& fn, FArray x) {

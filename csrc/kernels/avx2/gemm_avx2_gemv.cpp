@@ -1,0 +1,132 @@
+// AVX2 SGEMM for M == 1 (one row of A times B: a matrix-vector product).
+// Nothing to reuse across rows, so packing A or B would only add traffic:
+// B is streamed once, straight from its (pre-packed or raw) storage, into
+// 8 independent accumulators (64 columns), enough to hide FMA latency.
+#include <algorithm>
+
+#include "kernels/avx2/gemm_avx2_tile.h"
+#include "runtime/thread_pool.h"
+
+namespace pyengine {
+namespace gemm_avx2 {
+
+namespace {
+
+constexpr int64_t kCols = 64;  // columns per group: 8 ymm accumulators
+constexpr int64_t kRows = 16;  // dot-product path: rows of B (outputs) per group
+
+// Sum of 8 lanes, always in the same order.
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// y[n0 : n0+nvalid] (nvalid <= 64) for B stored k-major: vector v (8 columns)
+// of row k at base + (v/2)*pstride + (v%2)*8 + k*kstride. Masked loads only
+// for the last, partial group, so nothing past column N (or the last packed
+// panel) is read.
+template <bool Tail>
+void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstride, int64_t kstride, int64_t n0,
+                int nvalid) {
+  __m256 acc[8];
+  __m256i mask[8];
+  for (int v = 0; v < 8; ++v) {
+    acc[v] = _mm256_setzero_ps();
+    mask[v] = lane_mask(std::clamp(nvalid - 8 * v, 0, 8));
+  }
+  const float* x = g.A;
+  for (int64_t k = 0; k < g.K; ++k, x += sx, base += kstride) {
+    const __m256 xv = _mm256_broadcast_ss(x);
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v) {
+      const float* p = base + (v / 2) * pstride + (v % 2) * 8;
+      const __m256 b = Tail ? _mm256_maskload_ps(p, mask[v]) : _mm256_loadu_ps(p);
+      acc[v] = _mm256_fmadd_ps(xv, b, acc[v]);
+    }
+  }
+  TileEpilogue e = base_epilogue(g);
+  e.bias_row = g.bias_row;
+  for (int q = 0; q < 4; ++q) {
+    const int nr = std::clamp(nvalid - 16 * q, 0, 16);
+    if (nr == 0) break;
+    e.bias_col = g.bias_col ? g.bias_col + n0 + 16 * q : nullptr;
+    store_tile<1>(&acc[2 * q], &acc[2 * q + 1], g.C + n0 + 16 * q, g.ldc, nr, e);
+  }
+}
+
+// y[n] = dot(x, row n of B) for B stored N x K (trans_b), x contiguous;
+// rows [n0, n0+count), count <= 16, four rows at a time.
+void dot_group(const GemmArgs& g, int64_t n0, int count) {
+  alignas(32) float out[kRows] = {};
+  const float* x = g.A;
+  for (int r0 = 0; r0 < count; r0 += 4) {
+    const float* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = g.B + (n0 + std::min(r0 + r, count - 1)) * g.ldb;
+    __m256 acc0[4], acc1[4];
+    for (int r = 0; r < 4; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= g.K; k += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+      for (int r = 0; r < 4; ++r) {
+        acc0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r] + k), x0, acc0[r]);
+        acc1[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r] + k + 8), x1, acc1[r]);
+      }
+    }
+    if (k < g.K) {
+      const int kt = static_cast<int>(g.K - k);
+      const __m256i m0 = lane_mask(std::min(kt, 8)), m1 = lane_mask(std::max(kt - 8, 0));
+      const __m256 x0 = _mm256_maskload_ps(x + k, m0), x1 = _mm256_maskload_ps(x + k + 8, m1);
+      for (int r = 0; r < 4; ++r) {
+        acc0[r] = _mm256_fmadd_ps(_mm256_maskload_ps(rows[r] + k, m0), x0, acc0[r]);
+        acc1[r] = _mm256_fmadd_ps(_mm256_maskload_ps(rows[r] + k + 8, m1), x1, acc1[r]);
+      }
+    }
+    for (int r = 0; r < 4 && r0 + r < count; ++r) out[r0 + r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  }
+  TileEpilogue e = base_epilogue(g);
+  e.bias_row = g.bias_row;
+  e.bias_col = g.bias_col ? g.bias_col + n0 : nullptr;
+  const __m256 v0 = _mm256_load_ps(out), v1 = _mm256_load_ps(out + 8);
+  store_tile<1>(&v0, &v1, g.C + n0, g.ldc, count, e);
+}
+
+// Runs fn over [0, units) on up to pool->size() threads, fewer when the
+// product is too small to pay for waking them.
+template <typename Fn>
+void run_units(ThreadPool* pool, int64_t units, double flops, Fn fn) {
+  int64_t threads = pool ? pool->size() : 1;
+  threads = std::min<int64_t>({threads, units, static_cast<int64_t>(std::max(1.0, flops / 262144.0))});
+  if (threads <= 1) return fn(0, units);
+  pool->parallel_for(units, (units + threads - 1) / threads, fn);
+}
+
+}  // namespace
+
+bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
+  const int64_t sx = g.trans_a ? g.lda : 1;
+  const double flops = 2.0 * g.K * g.N;
+  if (!packed_b && g.trans_b) {
+    if (sx != 1) return false;  // strided x: the general path packs it
+    run_units(pool, (g.N + kRows - 1) / kRows, flops, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) dot_group(g, u * kRows, static_cast<int>(std::min(kRows, g.N - u * kRows)));
+    });
+    return true;
+  }
+  run_units(pool, (g.N + kCols - 1) / kCols, flops, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n0 = u * kCols;
+      const int nvalid = static_cast<int>(std::min(kCols, g.N - n0));
+      const float* base = packed_b ? packed_b + (n0 / kNR) * g.K * kNR : g.B + n0;
+      const int64_t pstride = packed_b ? g.K * kNR : kNR;
+      const int64_t kstride = packed_b ? kNR : g.ldb;
+      if (nvalid == kCols) gemv_group<false>(g, sx, base, pstride, kstride, n0, nvalid);
+      else gemv_group<true>(g, sx, base, pstride, kstride, n0, nvalid);
+    }
+  });
+  return true;
+}
+
+}  // namespace gemm_avx2
+}  // namespace pyengine
