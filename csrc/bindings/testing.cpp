@@ -1,6 +1,13 @@
 // Direct calls of dispatched kernels (bypassing plans), so tests can check
 // each ISA's kernels against NumPy and benchmarks can time them alone.
+#include <chrono>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 #include <pybind11/pybind11.h>
 
 #include "kernels/dispatch.h"
@@ -23,6 +30,30 @@ const KernelTable& table_named(const std::string& isa) {
   throw std::invalid_argument("unknown ISA " + isa);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// 12 independent FMA chains: enough to keep both FMA pipes busy despite the
+// 4-cycle latency. Compiled for AVX2/FMA only here, called only if the CPU has it.
+__attribute__((target("avx2,fma"))) double fma_peak_gflops(double seconds) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  int64_t iters = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (int r = 0; r < 100000; ++r)
+      for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    iters += 100000;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (elapsed < seconds);
+  volatile float sink = 0;
+  for (int i = 0; i < 12; ++i) sink = sink + _mm256_cvtss_f32(acc[i]);
+  return iters * 12.0 * 16.0 / elapsed / 1e9;
+}
+#else
+double fma_peak_gflops(double) { return 0.0; }
+#endif
+
 }  // namespace
 
 void bind_testing(py::module_& m) {
@@ -31,7 +62,7 @@ void bind_testing(py::module_& m) {
   // sgemm_packed; threads sizes the pool.
   m.def("sgemm", [](const std::string& isa, bool ta, bool tb, float alpha, FArray a, FArray b, float beta,
                     py::array_t<float, py::array::c_style> c, py::object bias, const std::string& act,
-                    float act_alpha, float act_beta, bool packed, int threads, py::object bias_row) {
+                    float act_alpha, float act_beta, bool packed, int threads, py::object bias_row, int repeat) {
     const KernelTable& t = table_named(isa);
     if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2) throw std::invalid_argument("2-D arrays expected");
     GemmArgs g;
@@ -63,16 +94,32 @@ void bind_testing(py::module_& m) {
       g.bias_row = bias_row_arr.data();
     }
     g.act = Activation::from_name(act, act_alpha, act_beta);
+    if (repeat < 1) throw std::invalid_argument("repeat must be >= 1");
     ThreadPool pool(threads);
     PackedB pb;
     if (packed) t.pack_b(g.B, g.ldb, g.trans_b, g.K, g.N, &pb);
-    py::gil_scoped_release release;
-    if (packed) t.sgemm_packed(g, pb, &pool);
-    else t.sgemm(g, &pool);
+    std::vector<double> seconds;
+    {
+      py::gil_scoped_release release;
+      for (int i = 0; i < repeat; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (packed) t.sgemm_packed(g, pb, &pool);
+        else t.sgemm(g, &pool);
+        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+    }
+    return seconds;
   }, py::arg("isa"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("a"), py::arg("b"),
      py::arg("beta"), py::arg("c"), py::arg("bias") = py::none(), py::arg("activation") = "",
      py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1,
-     py::arg("bias_row") = py::none());
+     py::arg("bias_row") = py::none(), py::arg("repeat") = 1);
+
+  // Measured single-core FMA throughput in GFLOP/s (the benchmarks' peak).
+  m.def("fma_peak_gflops", [](double seconds) {
+    if (!cpu_supports(Isa::Avx2)) throw std::invalid_argument("avx2 not supported here");
+    py::gil_scoped_release release;
+    return fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2);
 
   // y = f(x) for one of the vector math kernels.
   m.def("vmath", [](const std::string& isa, const std::string& fn, FArray x) {
