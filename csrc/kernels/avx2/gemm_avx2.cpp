@@ -27,6 +27,7 @@ namespace {
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 144;   // multiple of kMR
 constexpr int64_t kNC = 2048;  // multiple of kNR
+constexpr int64_t kNCSmall = 256;  // B block width when it is used once
 
 // K split into near-equal blocks of at most kKC (no tiny last block).
 struct KBlocks {
@@ -85,13 +86,18 @@ void pack_a_block(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t
 // One task: C rows [m0, m1) x columns [n0, n1), full K. n0 is a multiple of 16.
 // packed_b: pre-packed panels of the whole B (panel p at packed_b + p*K*16),
 // or null to pack B blocks here from g.B.
+//
+// When the rows fit one MC block, a packed B block is used by a single pass
+// over the rows, so it is made small (kc x kNCSmall, L2-resident) rather than
+// large: it never travels to memory and back.
 void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const KBlocks kb(g.K);
+  const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   float* abuf = thread_buffer(0, kMC * kb.size);
-  float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(kNC, (n1 - n0 + kNR - 1) / kNR * kNR));
+  float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(nc_max, (n1 - n0 + kNR - 1) / kNR * kNR));
   TileEpilogue e = base_epilogue(g);
-  for (int64_t jc = n0; jc < n1; jc += kNC) {
-    const int64_t nc = std::min(kNC, n1 - jc);
+  for (int64_t jc = n0; jc < n1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, n1 - jc);
     const int64_t npanels = (nc + kNR - 1) / kNR;
     for (int64_t p = 0; p < kb.count; ++p) {
       const int64_t k0 = kb.begin(p), kc = kb.len(p, g.K);
