@@ -132,6 +132,18 @@ def test_multi_block(isa, rng, M, N, K):
             run_case(isa, rng, M, N, K, ta, tb, alpha=0.75, beta=0.5, bias=True, act="Relu", packed=packed)
 
 
+def test_vector_shapes(isa, rng):
+    """M == 1 (row vector @ B) and N == 1 (A @ column vector) have own paths."""
+    for n in (1, 2, 15, 16, 17, 33, 64, 65, 100):
+        for K in (1, 7, 15, 16, 17, 40):
+            for ta, tb in TRANS:
+                packed = bool(rng.integers(2))
+                run_case(isa, rng, 1, n, K, ta, tb, alpha=0.5, beta=0.5, bias=True, bias_row=True, act="Elu",
+                         packed=packed)
+                run_case(isa, rng, n, 1, K, ta, tb, alpha=0.5, beta=0.5, bias=True, bias_row=True, act="Relu",
+                         packed=packed)
+
+
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0), (2.5, -1.0), (0.0, 0.5), (0.3, 0.0)])
 def test_alpha_beta(isa, rng, alpha, beta):
     for M, N, K in [(1, 37, 19), (5, 16, 300), (13, 23, 7), (20, 70, 260), (3, 5, 0)]:
@@ -151,7 +163,7 @@ def test_bias_and_activation(isa, rng, act):
 
 
 @pytest.mark.parametrize("M,N,K", [(97, 301, 270), (300, 40, 100), (5, 500, 130), (1, 1000, 300), (1, 777, 64),
-                                   (61, 2100, 20), (260, 260, 530)])
+                                   (61, 2100, 20), (260, 260, 530), (300, 1, 70)])
 def test_threads_bit_identical(isa, M, N, K):
     """Each C element is reduced in the same order whatever the thread split."""
     for ta, tb in TRANS:

@@ -37,15 +37,6 @@ struct KBlocks {
   int64_t len(int64_t i, int64_t K) const { return std::min(size, K - i * size); }
 };
 
-// Per-thread packing buffers, grown on demand and kept for the thread's life
-// (pool workers are persistent), so steady-state runs do not allocate.
-float* thread_buffer(int which, int64_t floats) {
-  thread_local AlignedBuffer bufs[2];
-  size_t bytes = static_cast<size_t>(floats) * sizeof(float);
-  if (bufs[which].size() < bytes) bufs[which].resize(bytes);
-  return static_cast<float*>(bufs[which].data());
-}
-
 // Packs rows [m0, m0+mc) x K range [k0, k0+kc) of op(A) into 6-row micro-panels,
 // panel i (rows m0+6i..) at dst + 6i*kc, rows past mc zero.
 void pack_a_block(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
@@ -172,6 +163,7 @@ void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) return epilogue_only(g);
   if (g.M == 1 && gemv(g, packed_b, pool)) return;
+  if (g.N == 1 && gemv_column(g, packed_b, pool)) return;
   int64_t mt = 1, nt = 1;
   if (pool && pool->size() > 1) choose_split(g, packed_b != nullptr, pool->size(), &mt, &nt);
   if (mt * nt == 1) return gemm_range(g, packed_b, 0, g.M, 0, g.N);
@@ -204,6 +196,13 @@ void pack_b_avx2(const float* B, int64_t ldb, bool trans_b, int64_t K, int64_t N
 }
 
 }  // namespace
+
+float* thread_buffer(int which, int64_t floats) {
+  thread_local AlignedBuffer bufs[2];  // pool workers are persistent threads
+  size_t bytes = static_cast<size_t>(floats) * sizeof(float);
+  if (bufs[which].size() < bytes) bufs[which].resize(bytes);
+  return static_cast<float*>(bufs[which].data());
+}
 
 TileEpilogue base_epilogue(const GemmArgs& g) {
   TileEpilogue e;

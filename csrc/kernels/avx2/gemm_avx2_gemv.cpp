@@ -1,4 +1,5 @@
-// AVX2 SGEMM for M == 1 (one row of A times B: a matrix-vector product).
+// AVX2 SGEMM for M == 1 (one row of A times B: a matrix-vector product) and
+// N == 1 (A times one column). For M == 1:
 // Nothing to reuse across rows, so packing A or B would only add traffic:
 // B is streamed once, straight from its (pre-packed or raw) storage, into
 // 8 independent accumulators (64 columns), enough to hide FMA latency.
@@ -56,26 +57,24 @@ void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstrid
   }
 }
 
-// y[n] = dot(x, row n of B) for B stored N x K (trans_b), x contiguous;
-// rows [n0, n0+count), count <= 16, four rows at a time.
-void dot_group(const GemmArgs& g, int64_t n0, int count) {
-  alignas(32) float out[kRows] = {};
-  const float* x = g.A;
+// out[r] = dot(x, rows + r*ld) for r < count (<= 16), x and rows contiguous
+// over K; four rows at a time, two accumulators each, fixed summation order.
+void dot_rows(const float* x, const float* rows_base, int64_t ld, int64_t K, int count, float* out) {
   for (int r0 = 0; r0 < count; r0 += 4) {
     const float* rows[4];
-    for (int r = 0; r < 4; ++r) rows[r] = g.B + (n0 + std::min(r0 + r, count - 1)) * g.ldb;
+    for (int r = 0; r < 4; ++r) rows[r] = rows_base + std::min(r0 + r, count - 1) * ld;
     __m256 acc0[4], acc1[4];
     for (int r = 0; r < 4; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 <= g.K; k += 16) {
+    for (; k + 16 <= K; k += 16) {
       const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
       for (int r = 0; r < 4; ++r) {
         acc0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r] + k), x0, acc0[r]);
         acc1[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r] + k + 8), x1, acc1[r]);
       }
     }
-    if (k < g.K) {
-      const int kt = static_cast<int>(g.K - k);
+    if (k < K) {
+      const int kt = static_cast<int>(K - k);
       const __m256i m0 = lane_mask(std::min(kt, 8)), m1 = lane_mask(std::max(kt - 8, 0));
       const __m256 x0 = _mm256_maskload_ps(x + k, m0), x1 = _mm256_maskload_ps(x + k + 8, m1);
       for (int r = 0; r < 4; ++r) {
@@ -85,11 +84,31 @@ void dot_group(const GemmArgs& g, int64_t n0, int count) {
     }
     for (int r = 0; r < 4 && r0 + r < count; ++r) out[r0 + r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
   }
+}
+
+// M == 1 with B stored N x K (trans_b): C[0, n0 + r] = dot(A row, B row n0 + r).
+void dot_group(const GemmArgs& g, int64_t n0, int count) {
+  alignas(32) float out[kRows] = {};
+  dot_rows(g.A, g.B + n0 * g.ldb, g.ldb, g.K, count, out);
   TileEpilogue e = base_epilogue(g);
   e.bias_row = g.bias_row;
   e.bias_col = g.bias_col ? g.bias_col + n0 : nullptr;
   const __m256 v0 = _mm256_load_ps(out), v1 = _mm256_load_ps(out + 8);
   store_tile<1>(&v0, &v1, g.C + n0, g.ldc, count, e);
+}
+
+// N == 1 with A stored M x K: C[m0 + r, 0] = dot(A row m0 + r, x).
+void column_group(const GemmArgs& g, const float* x, int64_t m0, int count) {
+  alignas(32) float out[kRows] = {};
+  dot_rows(x, g.A + m0 * g.lda, g.lda, g.K, count, out);
+  TileEpilogue e = base_epilogue(g);
+  e.bias_col = g.bias_col;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int r = 0; r < count; ++r) {
+    e.bias_row = g.bias_row ? g.bias_row + m0 + r : nullptr;
+    const __m256 v = _mm256_set1_ps(out[r]);
+    store_tile<1>(&v, &zero, g.C + (m0 + r) * g.ldc, g.ldc, 1, e);
+  }
 }
 
 // Runs fn over [0, units) on up to pool->size() threads, fewer when the
@@ -124,6 +143,21 @@ bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
       if (nvalid == kCols) gemv_group<false>(g, sx, base, pstride, kstride, n0, nvalid);
       else gemv_group<true>(g, sx, base, pstride, kstride, n0, nvalid);
     }
+  });
+  return true;
+}
+
+bool gemv_column(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
+  if (g.trans_a) return false;  // columns of A are strided: the general path packs them
+  // The vector: B's only column, wherever it lives; copied out when strided.
+  const float* x = g.B;
+  if (packed_b || (!g.trans_b && g.ldb != 1 && g.K > 1)) {
+    float* buf = thread_buffer(0, g.K);
+    for (int64_t k = 0; k < g.K; ++k) buf[k] = packed_b ? packed_b[k * kNR] : g.B[k * g.ldb];
+    x = buf;
+  }
+  run_units(pool, (g.M + kRows - 1) / kRows, 2.0 * g.M * g.K, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) column_group(g, x, u * kRows, static_cast<int>(std::min(kRows, g.M - u * kRows)));
   });
   return true;
 }

@@ -154,8 +154,14 @@ inline void ukernel_rows(int mr, int64_t kc, const float* a, const float* b, flo
 void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
                    float* dst, int64_t panel_stride);
 
-// The M == 1 path (matrix-vector): returns false if it does not handle `g`.
+// The M == 1 path (row vector times B) and the N == 1 path (A times a column
+// vector): return false if they do not handle `g`. K > 0.
 bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool);
+bool gemv_column(const GemmArgs& g, const float* packed_b, ThreadPool* pool);
+
+// Per-thread scratch (which = 0: A blocks / vectors, 1: B blocks), grown on
+// demand and kept for the thread's life, so steady-state runs do not allocate.
+float* thread_buffer(int which, int64_t floats);
 
 // Epilogue settings shared by every tile of one product.
 TileEpilogue base_epilogue(const GemmArgs& g);
