@@ -213,6 +213,29 @@ TileEpilogue base_epilogue(const GemmArgs& g) {
   return e;
 }
 
+namespace {
+
+// r[i] = row i of an 8x8 block -> r[j] = column j.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+}  // namespace
+
 void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
                    float* dst, int64_t panel_stride) {
   for (int64_t j = 0; j * kNR < nc; ++j, dst += panel_stride) {
@@ -226,12 +249,19 @@ void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_
         _mm256_storeu_ps(dst + k * kNR + 8, _mm256_maskload_ps(src + 8, m1));
       }
     } else {  // B stored N x K: column c of the panel is row col+c of B
-      for (int c = 0; c < nr; ++c) {
-        const float* src = B + (col + c) * ldb + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + c] = src[k];
+      for (int c0 = 0; c0 < kNR; c0 += 8) {
+        const float* src[8];
+        for (int i = 0; i < 8; ++i) src[i] = c0 + i < nr ? B + (col + c0 + i) * ldb + k0 : nullptr;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {  // 8 columns x 8 k, transposed in registers
+          __m256 r[8];
+          for (int i = 0; i < 8; ++i) r[i] = src[i] ? _mm256_loadu_ps(src[i] + k) : _mm256_setzero_ps();
+          transpose8(r);
+          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + c0, r[i]);
+        }
+        for (; k < kc; ++k)
+          for (int i = 0; i < 8; ++i) dst[k * kNR + c0 + i] = src[i] ? src[i][k] : 0.f;
       }
-      for (int c = nr; c < kNR; ++c)
-        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + c] = 0.f;
     }
   }
 }
