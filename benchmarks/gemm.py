@@ -61,11 +61,15 @@ def blas_limits(threads):
         return contextlib.nullcontext()
 
 
-def time_numpy(a, b, c, calls):
-    t = time.perf_counter()
+CLOCKS = {"wall": time.perf_counter, "thread_cpu": time.thread_time}
+
+
+def time_numpy(a, b, c, calls, clock="wall"):
+    now = CLOCKS[clock]
+    t = now()
     for _ in range(calls):
         np.matmul(a, b, out=c)
-    return (time.perf_counter() - t) / calls
+    return (now() - t) / calls
 
 
 def operands(m, k, n):
@@ -79,7 +83,7 @@ def calls_for(flops):
     return max(1, int(2e7 / flops))  # each measurement >= ~0.3 ms of work
 
 
-def numpy_worker(shapes, threads_list, rounds):
+def numpy_worker(shapes, threads_list, rounds, clock):
     """Child process: NumPy only, printed as JSON (used with OPENBLAS_CORETYPE)."""
     res = {}
     for threads in threads_list:
@@ -88,7 +92,8 @@ def numpy_worker(shapes, threads_list, rounds):
                 a, b, c = operands(m, k, n)
                 calls = calls_for(2 * m * n * k)
                 time_numpy(a, b, c, 1)
-                res[f"{m},{k},{n},{threads}"] = float(np.median([time_numpy(a, b, c, calls) for _ in range(rounds)]))
+                res[f"{m},{k},{n},{threads}"] = float(np.median([time_numpy(a, b, c, calls, clock)
+                                                                 for _ in range(rounds)]))
     print(json.dumps(res))
 
 
@@ -98,20 +103,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="a few shapes only")
     ap.add_argument("--haswell", action="store_true", help="also NumPy with OpenBLAS's AVX2 kernels")
+    ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                    help="thread_cpu: CPU time of the calling thread (1 thread only; leaves out time "
+                         "taken by other processes on a shared machine)")
     ap.add_argument("--numpy-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     shapes = [(s, s, s) for s in (QUICK_SQUARE if args.quick else SQUARE)]
     shapes += QUICK_LAYERS if args.quick else LAYERS
     if args.numpy_worker:
-        return numpy_worker(shapes, args.threads, args.rounds)
+        return numpy_worker(shapes, args.threads, args.rounds, args.clock)
+    if args.clock == "thread_cpu" and args.threads != [1]:
+        ap.error("--clock thread_cpu needs --threads 1")
 
     from pyengine._engine import testing
 
     haswell = {}
     if args.haswell:
         env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
-        cmd = [sys.executable, __file__, "--numpy-worker", "--rounds", str(args.rounds), "--threads",
-               *map(str, args.threads)] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, __file__, "--numpy-worker", "--rounds", str(args.rounds), "--clock", args.clock,
+               "--threads", *map(str, args.threads)] + (["--quick"] if args.quick else [])
         haswell = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
 
     # The peak is re-measured between shapes and the best kept: turbo clocks
@@ -137,10 +147,10 @@ def main():
                 peaks.append(testing.fma_peak_gflops(0.02))
                 for r in range(args.rounds + 1):  # round 0 warms up
                     t1 = float(np.median(testing.sgemm("avx2", False, False, 1.0, a, b, 0.0, c, threads=threads,
-                                                       repeat=calls)))
+                                                       repeat=calls, clock=args.clock)))
                     t2 = float(np.median(testing.sgemm("avx2", False, False, 1.0, a, b, 0.0, c, threads=threads,
-                                                       packed=True, repeat=calls)))
-                    t3 = time_numpy(a, b, c, calls)
+                                                       packed=True, repeat=calls, clock=args.clock)))
+                    t3 = time_numpy(a, b, c, calls, args.clock)
                     if r:
                         ours.append(t1)
                         packed.append(t2)
@@ -154,7 +164,7 @@ def main():
                 print(row, file=sys.stderr, flush=True)  # progress
     peak = max(peaks)
     print(f"CPU: {cpu_model()}; NumPy {np.__version__} (OpenBLAS); nominal clock {ghz:.2f} GHz; "
-          f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+          f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end; clock: {args.clock}")
     print(f"1-core AVX2 FMA peak = 2 FMA pipes x 8 lanes x 2 flops x clock: {32 * ghz:.1f} GFLOP/s at the "
           f"nominal clock; measured (12 FMA chains, best of {len(peaks)}) {peak:.1f} GFLOP/s")
     print()

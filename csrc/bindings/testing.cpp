@@ -2,6 +2,7 @@
 // each ISA's kernels against NumPy and benchmarks can time them alone.
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -61,15 +62,25 @@ __attribute__((target("avx2,fma"))) double fma_peak_gflops(double seconds) {
 double fma_peak_gflops(double) { return 0.0; }
 #endif
 
+// CPU time of the calling thread: with one thread it leaves out the time the
+// core spent on other processes, which wall-clock timings on a shared machine include.
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 }  // namespace
 
 void bind_testing(py::module_& m) {
   // C = alpha*op(A)@op(B) + beta*C (+ bias per column, + bias_row per row) then
   // the activation; C is updated in place. packed=True goes through pack_b and
-  // sgemm_packed; threads sizes the pool.
+  // sgemm_packed; threads sizes the pool. Runs `repeat` times and returns the
+  // seconds of each call (packing excluded), by `clock` "wall" or "thread_cpu".
   m.def("sgemm", [](const std::string& isa, bool ta, bool tb, float alpha, FArray a, FArray b, float beta,
                     py::array_t<float, py::array::c_style> c, py::object bias, const std::string& act,
-                    float act_alpha, float act_beta, bool packed, int threads, py::object bias_row, int repeat) {
+                    float act_alpha, float act_beta, bool packed, int threads, py::object bias_row, int repeat,
+                    const std::string& clock) {
     const KernelTable& t = table_named(isa);
     if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2) throw std::invalid_argument("2-D arrays expected");
     GemmArgs g;
@@ -102,6 +113,9 @@ void bind_testing(py::module_& m) {
     }
     g.act = Activation::from_name(act, act_alpha, act_beta);
     if (repeat < 1) throw std::invalid_argument("repeat must be >= 1");
+    if (clock != "wall" && clock != "thread_cpu") throw std::invalid_argument("clock must be 'wall' or 'thread_cpu'");
+    const bool thread_cpu = clock == "thread_cpu";
+    if (thread_cpu && threads != 1) throw std::invalid_argument("clock='thread_cpu' needs threads=1");
     ThreadPool pool(threads);
     PackedB pb;
     if (packed) t.pack_b(g.B, g.ldb, g.trans_b, g.K, g.N, &pb);
@@ -109,17 +123,19 @@ void bind_testing(py::module_& m) {
     {
       py::gil_scoped_release release;
       for (int i = 0; i < repeat; ++i) {
-        auto t0 = std::chrono::steady_clock::now();
+        const double t0 = thread_cpu ? thread_cpu_seconds() : 0.0;
+        auto w0 = std::chrono::steady_clock::now();
         if (packed) t.sgemm_packed(g, pb, &pool);
         else t.sgemm(g, &pool);
-        seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        seconds.push_back(thread_cpu ? thread_cpu_seconds() - t0
+                                     : std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
       }
     }
     return seconds;
   }, py::arg("isa"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("a"), py::arg("b"),
      py::arg("beta"), py::arg("c"), py::arg("bias") = py::none(), py::arg("activation") = "",
      py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1,
-     py::arg("bias_row") = py::none(), py::arg("repeat") = 1);
+     py::arg("bias_row") = py::none(), py::arg("repeat") = 1, py::arg("clock") = "wall");
 
   // Measured single-core FMA throughput in GFLOP/s (the benchmarks' peak).
   m.def("fma_peak_gflops", [](double seconds) {
