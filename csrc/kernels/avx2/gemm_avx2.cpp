@@ -22,10 +22,12 @@ namespace gemm_avx2 {
 
 namespace {
 
-// Blocking for Zen 3 (32 KiB L1D, 512 KiB L2) that also suits larger caches:
-// B micro-panel 256x16 = 16 KiB in L1, A block 144x256 = 144 KiB in L2.
+// Blocking: B micro-panel 256x16 = 16 KiB fits a 32 KiB (Zen 3) L1D with
+// room for the A and C streams; A block 48x256 = 48 KiB in L2. MC was tuned
+// on the benchmark machine (1024^3-2048^3: MC 36-48 beat 72 by ~5-10% and
+// 144 by ~20%; KC 384-512 was within noise of 256). See BENCHMARKS.md.
 constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 144;   // multiple of kMR
+constexpr int64_t kMC = 48;    // multiple of kMR
 constexpr int64_t kNC = 2048;  // multiple of kNR
 constexpr int64_t kNCSmall = 256;  // B block width when it is used once
 
