@@ -240,30 +240,42 @@ inline void transpose8(__m256 r[8]) {
 
 void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
                    float* dst, int64_t panel_stride) {
+  if (!trans_b) {
+    // Row by row, so B is read in long contiguous runs (hardware prefetch
+    // follows them); each row is split over the panels, 16 floats each.
+    const int64_t full = nc / kNR;
+    const int rem = static_cast<int>(nc % kNR);
+    const __m256i m0 = lane_mask(std::min(rem, 8)), m1 = lane_mask(std::max(rem - 8, 0));
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + (k0 + k) * ldb + n0;
+      float* d = dst + k * kNR;
+      for (int64_t j = 0; j < full; ++j, src += kNR, d += panel_stride) {
+        _mm256_storeu_ps(d, _mm256_loadu_ps(src));
+        _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + 8));
+      }
+      if (rem) {  // partial last panel: masked loads, zero padding
+        _mm256_storeu_ps(d, _mm256_maskload_ps(src, m0));
+        _mm256_storeu_ps(d + 8, _mm256_maskload_ps(src + 8, m1));
+      }
+    }
+    return;
+  }
+  // B stored N x K: column c of a panel is row col+c of B, read along K.
   for (int64_t j = 0; j * kNR < nc; ++j, dst += panel_stride) {
     const int64_t col = n0 + j * kNR;
     const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - j * kNR));
-    if (!trans_b) {  // rows of B are contiguous: copy 16 (masked at the edge)
-      const __m256i m0 = lane_mask(std::min(nr, 8)), m1 = lane_mask(std::max(nr - 8, 0));
-      const float* src = B + k0 * ldb + col;
-      for (int64_t k = 0; k < kc; ++k, src += ldb) {
-        _mm256_storeu_ps(dst + k * kNR, _mm256_maskload_ps(src, m0));
-        _mm256_storeu_ps(dst + k * kNR + 8, _mm256_maskload_ps(src + 8, m1));
+    for (int c0 = 0; c0 < kNR; c0 += 8) {
+      const float* src[8];
+      for (int i = 0; i < 8; ++i) src[i] = c0 + i < nr ? B + (col + c0 + i) * ldb + k0 : nullptr;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {  // 8 columns x 8 k, transposed in registers
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = src[i] ? _mm256_loadu_ps(src[i] + k) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + c0, r[i]);
       }
-    } else {  // B stored N x K: column c of the panel is row col+c of B
-      for (int c0 = 0; c0 < kNR; c0 += 8) {
-        const float* src[8];
-        for (int i = 0; i < 8; ++i) src[i] = c0 + i < nr ? B + (col + c0 + i) * ldb + k0 : nullptr;
-        int64_t k = 0;
-        for (; k + 8 <= kc; k += 8) {  // 8 columns x 8 k, transposed in registers
-          __m256 r[8];
-          for (int i = 0; i < 8; ++i) r[i] = src[i] ? _mm256_loadu_ps(src[i] + k) : _mm256_setzero_ps();
-          transpose8(r);
-          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * kNR + c0, r[i]);
-        }
-        for (; k < kc; ++k)
-          for (int i = 0; i < 8; ++i) dst[k * kNR + c0 + i] = src[i] ? src[i][k] : 0.f;
-      }
+      for (; k < kc; ++k)
+        for (int i = 0; i < 8; ++i) dst[k * kNR + c0 + i] = src[i] ? src[i][k] : 0.f;
     }
   }
 }
