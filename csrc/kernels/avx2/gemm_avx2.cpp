@@ -76,6 +76,34 @@ void pack_a_block(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t
   }
 }
 
+// gemm_range for pre-packed B and very few rows (e.g. a batch of a few rows
+// through a dense layer): B is used once, so it comes
+// from memory, and each packed panel is read front to back over all of K
+// (one long sequential stream the prefetcher follows) with A, packed once
+// for all of K, coming from cache. Same arithmetic per element as gemm_range.
+void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const KBlocks kb(g.K);
+  const int64_t mc = m1 - m0, mc_pad = (mc + kMR - 1) / kMR * kMR;
+  float* abuf = thread_buffer(0, mc_pad * g.K);  // K block p at abuf + mc_pad * k0
+  for (int64_t p = 0; p < kb.count; ++p) pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), abuf + mc_pad * kb.begin(p));
+  TileEpilogue e = base_epilogue(g);
+  for (int64_t col = n0; col < n1; col += kNR) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
+    const float* bpanel = packed_b + (col / kNR) * g.K * kNR;
+    e.bias_col = g.bias_col ? g.bias_col + col : nullptr;
+    for (int64_t p = 0; p < kb.count; ++p) {
+      const int64_t k0 = kb.begin(p), kc = kb.len(p, g.K);
+      e.first = p == 0;
+      e.last = p == kb.count - 1;
+      for (int64_t i = 0; i < mc; i += kMR) {
+        e.bias_row = g.bias_row ? g.bias_row + m0 + i : nullptr;
+        ukernel_rows(static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, abuf + mc_pad * k0 + i * kc,
+                     bpanel + k0 * kNR, g.C + (m0 + i) * g.ldc + col, g.ldc, nr, e);
+      }
+    }
+  }
+}
+
 // One task: C rows [m0, m1) x columns [n0, n1), full K. n0 is a multiple of 16.
 // packed_b: pre-packed panels of the whole B (panel p at packed_b + p*K*16),
 // or null to pack B blocks here from g.B.
@@ -84,6 +112,9 @@ void pack_a_block(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t
 // over the rows, so it is made small (kc x kNCSmall, L2-resident) rather than
 // large: it never travels to memory and back.
 void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  // Measured: a clear win for up to two row panels and several K blocks,
+  // a loss for more rows (A then streams from L2 for every panel).
+  if (packed_b && m1 - m0 <= 2 * kMR && g.K > kKC) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   float* abuf = thread_buffer(0, kMC * kb.size);
