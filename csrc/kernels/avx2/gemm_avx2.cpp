@@ -85,7 +85,8 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
   const KBlocks kb(g.K);
   const int64_t mc = m1 - m0, mc_pad = (mc + kMR - 1) / kMR * kMR;
   float* abuf = thread_buffer(0, mc_pad * g.K);  // K block p at abuf + mc_pad * k0
-  for (int64_t p = 0; p < kb.count; ++p) pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), abuf + mc_pad * kb.begin(p));
+  for (int64_t p = 0; p < kb.count; ++p)
+    pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), abuf + mc_pad * kb.begin(p));
   TileEpilogue e = base_epilogue(g);
   for (int64_t col = n0; col < n1; col += kNR) {
     const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
@@ -97,7 +98,7 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
       e.last = p == kb.count - 1;
       for (int64_t i = 0; i < mc; i += kMR) {
         e.bias_row = g.bias_row ? g.bias_row + m0 + i : nullptr;
-        ukernel_rows(static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, abuf + mc_pad * k0 + i * kc,
+        ukernel_rows(true, static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, abuf + mc_pad * k0 + i * kc,
                      bpanel + k0 * kNR, g.C + (m0 + i) * g.ldc + col, g.ldc, nr, e);
       }
     }
@@ -117,6 +118,7 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
   if (packed_b && m1 - m0 <= 2 * kMR && g.K > kKC) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
+  const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
   float* abuf = thread_buffer(0, kMC * kb.size);
   float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(nc_max, (n1 - n0 + kNR - 1) / kNR * kNR));
   TileEpilogue e = base_epilogue(g);
@@ -147,7 +149,8 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
           for (int64_t i = 0; i < mc; i += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - i));
             e.bias_row = g.bias_row ? g.bias_row + ic + i : nullptr;
-            ukernel_rows(mr, kc, abuf + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col, g.ldc, nr, e);
+            ukernel_rows(b_from_memory, mr, kc, abuf + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col,
+                         g.ldc, nr, e);
           }
         }
       }
@@ -162,7 +165,8 @@ void epilogue_only(const GemmArgs& g) {
     e.bias_row = g.bias_row ? g.bias_row + m : nullptr;
     for (int64_t n = 0; n < g.N; n += kNR) {
       e.bias_col = g.bias_col ? g.bias_col + n : nullptr;
-      ukernel<1>(0, nullptr, nullptr, g.C + m * g.ldc + n, g.ldc, static_cast<int>(std::min<int64_t>(kNR, g.N - n)), e);
+      const int nr = static_cast<int>(std::min<int64_t>(kNR, g.N - n));
+      ukernel<1, false>(0, nullptr, nullptr, g.C + m * g.ldc + n, g.ldc, nr, e);
     }
   }
 }

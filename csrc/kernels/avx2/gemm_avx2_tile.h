@@ -17,6 +17,7 @@ namespace gemm_avx2 {
 
 constexpr int kMR = 6;   // rows of C per microkernel call: 6 x 2 accumulators
 constexpr int kNR = 16;  // columns: two ymm vectors
+constexpr int kPrefetchB = 32 * kNR;  // floats ahead: 32 k (2 KiB)
 
 // How a finished tile of accumulators is written back to C. K is processed
 // in blocks: the first block applies beta to the old C (never reading it when
@@ -115,13 +116,18 @@ inline void store_tile(const __m256* acc0, const __m256* acc1, float* c, int64_t
 // C[0:MR, 0:nr] (op)= A_panel(kc x 6) @ B_panel(kc x 16). Every row uses the
 // same FMA sequence whatever MR is, so a C element's value never depends on
 // how rows were grouped into tiles (threads split rows differently).
-template <int MR>
+// Prefetch: B streams from memory (pre-packed B used by few rows), so the
+// kernel fetches it ahead; otherwise B is in L1 and that would only cost slots.
+template <int MR, bool Prefetch>
 inline void ukernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                     int nr, const TileEpilogue& e) {
   __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
+    // B advances one 64-byte line per k, a single stream the hardware
+    // prefetcher does not run far enough ahead of. Prefetches never fault.
+    if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchB), _MM_HINT_T0);
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
@@ -135,17 +141,24 @@ inline void ukernel(int64_t kc, const float* __restrict a, const float* __restri
   store_tile<MR>(acc0, acc1, c, ldc, nr, e);
 }
 
-// Runtime row count (1..6) -> the matching instantiation.
-inline void ukernel_rows(int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr,
-                         const TileEpilogue& e) {
+// Runtime row count (1..6) and prefetch choice -> the matching instantiation.
+template <bool Prefetch>
+inline void ukernel_rows_t(int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr,
+                           const TileEpilogue& e) {
   switch (mr) {
-    case 6: ukernel<6>(kc, a, b, c, ldc, nr, e); break;
-    case 5: ukernel<5>(kc, a, b, c, ldc, nr, e); break;
-    case 4: ukernel<4>(kc, a, b, c, ldc, nr, e); break;
-    case 3: ukernel<3>(kc, a, b, c, ldc, nr, e); break;
-    case 2: ukernel<2>(kc, a, b, c, ldc, nr, e); break;
-    default: ukernel<1>(kc, a, b, c, ldc, nr, e); break;
+    case 6: ukernel<6, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+    case 5: ukernel<5, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+    case 4: ukernel<4, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+    case 3: ukernel<3, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+    case 2: ukernel<2, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+    default: ukernel<1, Prefetch>(kc, a, b, c, ldc, nr, e); break;
   }
+}
+
+inline void ukernel_rows(bool prefetch, int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                         int nr, const TileEpilogue& e) {
+  if (prefetch) ukernel_rows_t<true>(mr, kc, a, b, c, ldc, nr, e);
+  else ukernel_rows_t<false>(mr, kc, a, b, c, ldc, nr, e);
 }
 
 // Packs B(k0:k0+kc, n0:n0+nc) of the stored (possibly transposed) B into
