@@ -124,7 +124,8 @@ def test_sweep_k(isa, rng, packed):
                 run_case(isa, rng, M, int(rng.integers(1, 40)), K, ta, tb, packed=packed)
 
 
-@pytest.mark.parametrize("M,N,K", [(150, 70, 520), (7, 2048 + 19, 9), (1, 2048 + 77, 33), (290, 33, 300)])
+@pytest.mark.parametrize("M,N,K", [(150, 70, 520), (7, 2048 + 19, 9), (1, 2048 + 77, 33), (1, 4096 + 77, 6),
+                                   (290, 33, 300)])
 def test_multi_block(isa, rng, M, N, K):
     """Several MC, NC and KC blocks at once, with beta and the epilogue."""
     for ta, tb in TRANS:
@@ -163,7 +164,7 @@ def test_bias_and_activation(isa, rng, act):
 
 
 @pytest.mark.parametrize("M,N,K", [(97, 301, 270), (300, 40, 100), (5, 500, 130), (1, 1000, 300), (1, 777, 64),
-                                   (61, 2100, 20), (260, 260, 530), (300, 1, 70)])
+                                   (61, 2100, 20), (260, 260, 530), (300, 1, 70), (1, 4100, 9)])
 def test_threads_bit_identical(isa, M, N, K):
     """Each C element is reduced in the same order whatever the thread split."""
     for ta, tb in TRANS:

@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kCols = 64;  // columns per group: 8 ymm accumulators
 constexpr int64_t kRows = 16;  // dot-product path: rows of B (outputs) per group
+constexpr int64_t kRowUnits = 64;  // unpacked path: up to 64 x 64 columns (16 KiB of accumulators)
 
 // Sum of 8 lanes, always in the same order.
 inline float hsum(__m256 v) {
@@ -111,6 +112,61 @@ void column_group(const GemmArgs& g, const float* x, int64_t m0, int count) {
   }
 }
 
+// y[n0:n1] for an unpacked, untransposed B: streams whole row segments of B
+// (4 rows at a time, long sequential reads) into a row of accumulators in
+// L1/L2 scratch. Each y[n] is the same FMA chain over k as in gemv_group.
+void gemv_rows(const GemmArgs& g, int64_t sx, int64_t n0, int64_t n1) {
+  const int64_t n = n1 - n0, nv = n / 8;
+  const int tail = static_cast<int>(n % 8);
+  const __m256i tmask = lane_mask(tail);
+  // Padded by a vector past the last (partial) one: the epilogue reads 16 at a time.
+  const int64_t len = (nv + 2) * 8;
+  float* acc = thread_buffer(1, len);
+  for (int64_t i = 0; i < len; i += 8) _mm256_storeu_ps(acc + i, _mm256_setzero_ps());
+  const float* x = g.A;
+  int64_t k = 0;
+  for (; k + 4 <= g.K; k += 4) {
+    const __m256 x0 = _mm256_broadcast_ss(x + k * sx), x1 = _mm256_broadcast_ss(x + (k + 1) * sx);
+    const __m256 x2 = _mm256_broadcast_ss(x + (k + 2) * sx), x3 = _mm256_broadcast_ss(x + (k + 3) * sx);
+    const float* b0 = g.B + k * g.ldb + n0;
+    const float* b1 = b0 + g.ldb;
+    const float* b2 = b1 + g.ldb;
+    const float* b3 = b2 + g.ldb;
+    for (int64_t v = 0; v < nv; ++v) {
+      __m256 a = _mm256_loadu_ps(acc + 8 * v);
+      a = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b0 + 8 * v), a);
+      a = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b1 + 8 * v), a);
+      a = _mm256_fmadd_ps(x2, _mm256_loadu_ps(b2 + 8 * v), a);
+      a = _mm256_fmadd_ps(x3, _mm256_loadu_ps(b3 + 8 * v), a);
+      _mm256_storeu_ps(acc + 8 * v, a);
+    }
+    if (tail) {
+      __m256 a = _mm256_loadu_ps(acc + 8 * nv);
+      a = _mm256_fmadd_ps(x0, _mm256_maskload_ps(b0 + 8 * nv, tmask), a);
+      a = _mm256_fmadd_ps(x1, _mm256_maskload_ps(b1 + 8 * nv, tmask), a);
+      a = _mm256_fmadd_ps(x2, _mm256_maskload_ps(b2 + 8 * nv, tmask), a);
+      a = _mm256_fmadd_ps(x3, _mm256_maskload_ps(b3 + 8 * nv, tmask), a);
+      _mm256_storeu_ps(acc + 8 * nv, a);
+    }
+  }
+  for (; k < g.K; ++k) {
+    const __m256 x0 = _mm256_broadcast_ss(x + k * sx);
+    const float* b0 = g.B + k * g.ldb + n0;
+    for (int64_t v = 0; v < nv; ++v)
+      _mm256_storeu_ps(acc + 8 * v, _mm256_fmadd_ps(x0, _mm256_loadu_ps(b0 + 8 * v), _mm256_loadu_ps(acc + 8 * v)));
+    if (tail)
+      _mm256_storeu_ps(acc + 8 * nv, _mm256_fmadd_ps(x0, _mm256_maskload_ps(b0 + 8 * nv, tmask),
+                                                     _mm256_loadu_ps(acc + 8 * nv)));
+  }
+  TileEpilogue e = base_epilogue(g);
+  e.bias_row = g.bias_row;
+  for (int64_t c = 0; c < n; c += kNR) {
+    const __m256 v0 = _mm256_loadu_ps(acc + c), v1 = _mm256_loadu_ps(acc + c + 8);
+    e.bias_col = g.bias_col ? g.bias_col + n0 + c : nullptr;
+    store_tile<1>(&v0, &v1, g.C + n0 + c, g.ldc, static_cast<int>(std::min<int64_t>(kNR, n - c)), e);
+  }
+}
+
 // Runs fn over [0, units) on up to pool->size() threads, fewer when the
 // product is too small to pay for waking them.
 template <typename Fn>
@@ -130,6 +186,15 @@ bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
     if (sx != 1) return false;  // strided x: the general path packs it
     run_units(pool, (g.N + kRows - 1) / kRows, flops, [&](int64_t u0, int64_t u1) {
       for (int64_t u = u0; u < u1; ++u) dot_group(g, u * kRows, static_cast<int>(std::min(kRows, g.N - u * kRows)));
+    });
+    return true;
+  }
+  if (!packed_b) {  // rows of B are contiguous: stream them
+    const int64_t units = (g.N + kCols - 1) / kCols;
+    run_units(pool, units, flops, [&](int64_t u0, int64_t u1) {
+      // Bounded row segments keep the accumulator row in L1/L2.
+      for (int64_t u = u0; u < u1; u += kRowUnits)
+        gemv_rows(g, sx, u * kCols, std::min(g.N, std::min(u1, u + kRowUnits) * kCols));
     });
     return true;
   }
