@@ -1,8 +1,12 @@
 // AVX2 SGEMM for M == 1 (one row of A times B: a matrix-vector product) and
-// N == 1 (A times one column). For M == 1:
-// Nothing to reuse across rows, so packing A or B would only add traffic:
-// B is streamed once, straight from its (pre-packed or raw) storage, into
-// 8 independent accumulators (64 columns), enough to hide FMA latency.
+// N == 1 (A times one column). Nothing is reused across rows, so packing
+// would only add traffic: B is streamed once, in the order it is stored.
+//   pre-packed B: 4 panels at a time into 8 ymm accumulators (64 columns),
+//     enough independent chains to hide FMA latency;
+//   row-major B: whole row segments, 4 rows at a time, into an accumulator
+//     row in scratch (long sequential reads the prefetcher follows);
+//   B stored transposed, or N == 1: dot products, 4 rows x 16 lanes.
+// Every output is one fixed FMA chain over k, whatever the thread split.
 #include <algorithm>
 
 #include "kernels/avx2/gemm_avx2_tile.h"
@@ -15,7 +19,7 @@ namespace {
 
 constexpr int64_t kCols = 64;  // columns per group: 8 ymm accumulators
 constexpr int64_t kRows = 16;  // dot-product path: rows of B (outputs) per group
-constexpr int64_t kRowUnits = 64;  // unpacked path: up to 64 x 64 columns (16 KiB of accumulators)
+constexpr int64_t kRowUnits = 64;  // row-major path: segments of 64 groups (16 KiB of accumulators)
 
 // Sum of 8 lanes, always in the same order.
 inline float hsum(__m256 v) {
@@ -25,13 +29,11 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// y[n0 : n0+nvalid] (nvalid <= 64) for B stored k-major: vector v (8 columns)
-// of row k at base + (v/2)*pstride + (v%2)*8 + k*kstride. Masked loads only
-// for the last, partial group, so nothing past column N (or the last packed
-// panel) is read.
+// y[n0 : n0+nvalid] (nvalid <= 64) from pre-packed panels: vector v (8
+// columns) of row k at base + (v/2)*pstride + (v%2)*8 + k*16. Masked loads
+// only in the last, partial group, so nothing past the last panel is read.
 template <bool Tail>
-void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstride, int64_t kstride, int64_t n0,
-                int nvalid) {
+void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstride, int64_t n0, int nvalid) {
   __m256 acc[8];
   __m256i mask[8];
   for (int v = 0; v < 8; ++v) {
@@ -39,7 +41,7 @@ void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstrid
     mask[v] = lane_mask(std::clamp(nvalid - 8 * v, 0, 8));
   }
   const float* x = g.A;
-  for (int64_t k = 0; k < g.K; ++k, x += sx, base += kstride) {
+  for (int64_t k = 0; k < g.K; ++k, x += sx, base += kNR) {
     const __m256 xv = _mm256_broadcast_ss(x);
 #pragma GCC unroll 8
     for (int v = 0; v < 8; ++v) {
@@ -185,7 +187,8 @@ bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
   if (!packed_b && g.trans_b) {
     if (sx != 1) return false;  // strided x: the general path packs it
     run_units(pool, (g.N + kRows - 1) / kRows, flops, [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1; ++u) dot_group(g, u * kRows, static_cast<int>(std::min(kRows, g.N - u * kRows)));
+      for (int64_t u = u0; u < u1; ++u)
+        dot_group(g, u * kRows, static_cast<int>(std::min(kRows, g.N - u * kRows)));
     });
     return true;
   }
@@ -202,11 +205,9 @@ bool gemv(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n0 = u * kCols;
       const int nvalid = static_cast<int>(std::min(kCols, g.N - n0));
-      const float* base = packed_b ? packed_b + (n0 / kNR) * g.K * kNR : g.B + n0;
-      const int64_t pstride = packed_b ? g.K * kNR : kNR;
-      const int64_t kstride = packed_b ? kNR : g.ldb;
-      if (nvalid == kCols) gemv_group<false>(g, sx, base, pstride, kstride, n0, nvalid);
-      else gemv_group<true>(g, sx, base, pstride, kstride, n0, nvalid);
+      const float* base = packed_b + (n0 / kNR) * g.K * kNR;
+      if (nvalid == kCols) gemv_group<false>(g, sx, base, g.K * kNR, n0, nvalid);
+      else gemv_group<true>(g, sx, base, g.K * kNR, n0, nvalid);
     }
   });
   return true;
@@ -222,7 +223,8 @@ bool gemv_column(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
     x = buf;
   }
   run_units(pool, (g.M + kRows - 1) / kRows, 2.0 * g.M * g.K, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) column_group(g, x, u * kRows, static_cast<int>(std::min(kRows, g.M - u * kRows)));
+    for (int64_t u = u0; u < u1; ++u)
+      column_group(g, x, u * kRows, static_cast<int>(std::min(kRows, g.M - u * kRows)));
   });
   return true;
 }
