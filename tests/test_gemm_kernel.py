@@ -101,11 +101,17 @@ K_SWEEP = [0, 1, 2, 5, 9, 17, 255, 256, 257, 259, 263, 271, 241, 513]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
 
+# The AVX2 kernel reads A in place for products up to 128 columns wide and
+# packs it beyond: sweeps use both a narrow and a wide N.
+NARROW_WIDE = [(1, 40), (129, 170)]
+
+
 @pytest.mark.parametrize("packed", [False, True], ids=["unpacked", "packed"])
 def test_sweep_m(isa, rng, packed):
     for M in M_SWEEP:
         for ta, tb in TRANS:
-            run_case(isa, rng, M, int(rng.integers(1, 40)), int(rng.integers(1, 40)), ta, tb, packed=packed)
+            for lo, hi in NARROW_WIDE:
+                run_case(isa, rng, M, int(rng.integers(lo, hi)), int(rng.integers(1, 40)), ta, tb, packed=packed)
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["unpacked", "packed"])
@@ -120,8 +126,9 @@ def test_sweep_n(isa, rng, packed):
 def test_sweep_k(isa, rng, packed):
     for K in K_SWEEP:
         for ta, tb in TRANS:
-            for M in (1, 8):
-                run_case(isa, rng, M, int(rng.integers(1, 40)), K, ta, tb, packed=packed)
+            for M in (1, 8, 50):
+                for lo, hi in NARROW_WIDE:
+                    run_case(isa, rng, M, int(rng.integers(lo, hi)), K, ta, tb, packed=packed)
 
 
 @pytest.mark.parametrize("M,N,K", [(150, 70, 520), (7, 2048 + 19, 9), (1, 2048 + 77, 33), (1, 4096 + 77, 6),
@@ -182,6 +189,7 @@ def test_threads_bit_identical(isa, M, N, K):
 def test_random_shapes(isa, rng):
     for _ in range(40):
         M, N, K = (int(v) for v in rng.integers(0, 90, 3))
+        N += int(rng.choice([0, 120]))  # narrow and wide products
         ta, tb = TRANS[int(rng.integers(4))]
         act = list(ACTS)[int(rng.integers(len(ACTS)))]
         run_case(isa, rng, M, N, K, ta, tb, alpha=float(rng.uniform(-2, 2)), beta=float(rng.choice([0.0, 0.7])),

@@ -30,6 +30,7 @@ constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 48;    // multiple of kMR
 constexpr int64_t kNC = 2048;  // multiple of kNR
 constexpr int64_t kNCSmall = 256;  // B block width when it is used once
+constexpr int64_t kDirectACols = 128;  // up to this many columns A is read in place (measured)
 
 // K split into near-equal blocks of at most kKC (no tiny last block).
 struct KBlocks {
@@ -119,6 +120,9 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
+  // Few column panels: a packed A block would be used only that many times.
+  const bool direct_a = n1 - n0 <= kDirectACols;
+  const int64_t ars = g.trans_a ? 1 : g.lda, aks = g.trans_a ? g.lda : 1;
   float* abuf = thread_buffer(0, kMC * kb.size);
   float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(nc_max, (n1 - n0 + kNR - 1) / kNR * kNR));
   TileEpilogue e = base_epilogue(g);
@@ -141,6 +145,20 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
       e.last = p == kb.count - 1;
       for (int64_t ic = m0; ic < m1; ic += kMC) {
         const int64_t mc = std::min(kMC, m1 - ic);
+        if (direct_a) {  // narrow product: A read in place, B panels stay in L1
+          for (int64_t j = 0; j < npanels; ++j) {
+            const int64_t col = jc + j * kNR;
+            const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
+            e.bias_col = g.bias_col ? g.bias_col + col : nullptr;
+            for (int64_t i = 0; i < mc; i += kMR) {
+              e.bias_row = g.bias_row ? g.bias_row + ic + i : nullptr;
+              const float* a = g.trans_a ? g.A + k0 * g.lda + ic + i : g.A + (ic + i) * g.lda + k0;
+              ukernel_rows_direct_a(static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, a, ars, aks,
+                                    bblock + j * pstride, g.C + (ic + i) * g.ldc + col, g.ldc, nr, e);
+            }
+          }
+          continue;
+        }
         pack_a_block(g, ic, mc, k0, kc, abuf);
         for (int64_t j = 0; j < npanels; ++j) {
           const int64_t col = jc + j * kNR;

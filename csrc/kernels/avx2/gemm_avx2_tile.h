@@ -118,9 +118,17 @@ inline void store_tile(const __m256* acc0, const __m256* acc1, float* c, int64_t
 // how rows were grouped into tiles (threads split rows differently).
 // Prefetch: B streams from memory (pre-packed B used by few rows), so the
 // kernel fetches it ahead; otherwise B is in L1 and that would only cost slots.
-template <int MR, bool Prefetch>
+//
+// A is read as a[r*ars + k*aks]: a packed micro-panel (ars = 1, aks = 6,
+// compile-time) unless DirectA, where it is op(A) in place (strides from
+// lda): for narrow products packing A would cost more than it saves.
+template <int MR, bool Prefetch, bool DirectA = false>
 inline void ukernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-                    int nr, const TileEpilogue& e) {
+                    int nr, const TileEpilogue& e, int64_t ars = 1, int64_t aks = kMR) {
+  if (!DirectA) {
+    ars = 1;
+    aks = kMR;
+  }
   __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -131,11 +139,11 @@ inline void ukernel(int64_t kc, const float* __restrict a, const float* __restri
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
-      const __m256 ar = _mm256_broadcast_ss(a + r);
+      const __m256 ar = _mm256_broadcast_ss(a + r * ars);
       acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
       acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
     }
-    a += kMR;
+    a += aks;
     b += kNR;
   }
   store_tile<MR>(acc0, acc1, c, ldc, nr, e);
@@ -152,6 +160,19 @@ inline void ukernel_rows_t(int mr, int64_t kc, const float* a, const float* b, f
     case 3: ukernel<3, Prefetch>(kc, a, b, c, ldc, nr, e); break;
     case 2: ukernel<2, Prefetch>(kc, a, b, c, ldc, nr, e); break;
     default: ukernel<1, Prefetch>(kc, a, b, c, ldc, nr, e); break;
+  }
+}
+
+// A read in place (see ukernel), B from packed panels in cache.
+inline void ukernel_rows_direct_a(int mr, int64_t kc, const float* a, int64_t ars, int64_t aks, const float* b,
+                                  float* c, int64_t ldc, int nr, const TileEpilogue& e) {
+  switch (mr) {
+    case 6: ukernel<6, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 5: ukernel<5, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 4: ukernel<4, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 3: ukernel<3, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 2: ukernel<2, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    default: ukernel<1, false, true>(kc, a, b, c, ldc, nr, e, ars, aks); break;
   }
 }
 
