@@ -22,6 +22,11 @@ class Builder:
         self.inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), nm))
         return nm
 
+    def const_int(self, values, p="i"):
+        nm = self.name(p)
+        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), nm))
+        return nm
+
     def node(self, op, inputs, **attrs):
         out = self.name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
@@ -116,3 +121,99 @@ def mobilenetv2():
 
 
 BUILT = {"mlp": mlp, "lenet": lenet, "resnet18": resnet18, "mobilenetv2": mobilenetv2}
+
+
+# ---- sequence models (issue: recurrent and transformer networks) ---------------
+
+def _recurrent(op, gates, hidden=256, layers=2, steps=64, features=128):
+    """A stacked `op` (LSTM/GRU) over (T, N, F) sequences, then a classifier on the last state."""
+    b = Builder(5 if op == "LSTM" else 6)
+    x, din = "x", features
+    y_h = None
+    for layer in range(layers):
+        s = 1.0 / np.sqrt(hidden)
+        w = b.const(b.rng.uniform(-s, s, (1, gates * hidden, din)))
+        r = b.const(b.rng.uniform(-s, s, (1, gates * hidden, hidden)))
+        bias = b.const(b.rng.uniform(-s, s, (1, 2 * gates * hidden)))
+        y, y_h = b.name("y"), b.name("yh")
+        attrs = {"hidden_size": hidden}
+        if op == "GRU":
+            attrs["linear_before_reset"] = 1
+        b.nodes.append(helper.make_node(op, [x, w, r, bias], [y, y_h], name=b.name(op.lower()), **attrs))
+        x = b.node("Squeeze", [y, b.const_int([1])])  # (T, 1, N, H) -> (T, N, H)
+        din = hidden
+    last = b.node("Squeeze", [y_h, b.const_int([0])])
+    out = b.dense(last, hidden, 10)
+    return b.model([steps, "N", features], out, op.lower()), None
+
+
+def lstm():
+    return _recurrent("LSTM", 4)
+
+
+def gru():
+    return _recurrent("GRU", 3)
+
+
+def _encoder_layer(b, x, d, heads, ffn, mask=None):
+    """Post-norm transformer layer written out as exporters write it (Q/K/V
+    projections, head reshapes, scaled scores, Softmax, LayerNorm, Erf GELU)."""
+    dh = d // heads
+
+    def proj(inp, din, dout):
+        y = b.node("MatMul", [inp, b.const(b.rng.standard_normal((din, dout)) / np.sqrt(din))])
+        return b.node("Add", [y, b.const(b.rng.standard_normal(dout) * 0.02, "b")])
+
+    def heads_of(t, perm):
+        t = b.node("Reshape", [t, b.const_int([0, 0, heads, dh])])
+        return b.node("Transpose", [t], perm=perm)
+
+    q = heads_of(proj(x, d, d), [0, 2, 1, 3])
+    k = heads_of(proj(x, d, d), [0, 2, 3, 1])
+    v = heads_of(proj(x, d, d), [0, 2, 1, 3])
+    s = b.node("Div", [b.node("MatMul", [q, k]), b.const(np.array(np.sqrt(dh)), "scale")])
+    if mask is not None:
+        s = b.node("Add", [s, mask])
+    a = b.node("MatMul", [b.node("Softmax", [s], axis=-1), v])
+    a = b.node("Reshape", [b.node("Transpose", [a], perm=[0, 2, 1, 3]), b.const_int([0, 0, d])])
+    x = b.node("LayerNormalization", [b.node("Add", [x, proj(a, d, d)]), b.const(np.ones(d), "g"),
+                                      b.const(np.zeros(d), "be")], axis=-1, epsilon=1e-5)
+    h = proj(x, d, ffn)
+    g = b.node("Mul", [b.node("Mul", [h, b.node("Add", [b.node("Erf", [b.node("Div", [h, b.const(np.array(np.sqrt(2.0)), "s2")])]),
+                                                          b.const(np.array(1.0), "one")])]),
+                       b.const(np.array(0.5), "half")])
+    return b.node("LayerNormalization", [b.node("Add", [x, proj(g, ffn, d)]), b.const(np.ones(d), "g"),
+                                         b.const(np.zeros(d), "be")], axis=-1, epsilon=1e-5)
+
+
+def transformer_encoder(layers=4, d=256, heads=4, seq=128):
+    b = Builder(7)
+    x = "x"
+    for _ in range(layers):
+        x = _encoder_layer(b, x, d, heads, 4 * d)
+    return b.model(["N", seq, d], x, "transformer_encoder"), (seq, d)
+
+
+def bert(layers=6, d=384, heads=12, seq=128, vocab=8000):
+    """BERT-style encoder: token + position + token-type embeddings, LayerNorm,
+    attention mask input turned into an additive mask, `layers` encoder layers."""
+    b = Builder(8)
+    tok = b.node("Gather", [b.const(b.rng.standard_normal((vocab, d)) * 0.02, "emb"), "x"])
+    pos = b.const(b.rng.standard_normal((1, seq, d)) * 0.02, "pos")
+    typ = b.const(b.rng.standard_normal((1, 1, d)) * 0.02, "typ")
+    x = b.node("LayerNormalization", [b.node("Add", [b.node("Add", [tok, pos]), typ]), b.const(np.ones(d), "g"),
+                                      b.const(np.zeros(d), "be")], axis=-1, epsilon=1e-12)
+    m = b.node("Cast", ["mask"], to=TensorProto.FLOAT)
+    m = b.node("Unsqueeze", [m, b.const_int([1, 2])])
+    m = b.node("Mul", [b.node("Sub", [b.const(np.array(1.0), "one"), m]), b.const(np.array(-10000.0), "neg")])
+    for _ in range(layers):
+        x = _encoder_layer(b, x, d, heads, 4 * d, mask=m)
+    g = helper.make_graph(b.nodes, "bert", [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", seq]),
+                                            helper.make_tensor_value_info("mask", TensorProto.INT64, ["N", seq])],
+                          [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], b.inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model), (seq,)
+
+
+SEQUENCE = {"lstm": lstm, "gru": gru, "transformer_encoder": transformer_encoder, "bert": bert}

@@ -21,7 +21,7 @@ import onnx
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, table  # noqa: E402
-from models import collect, feeds_for  # noqa: E402
+from models import collect  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -68,10 +68,10 @@ def main(argv=None):
     import numpy as np
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (model, sample, _) in collect([m for m in args.models.split(",") if m]).items():
+        for name, (model, make_feeds, _) in collect(args.models.split(",")).items():
             path = os.path.join(tmp, name + ".onnx")
             onnx.save(model, path)
-            np.savez(path + ".npz", **feeds_for(model, sample, 1, np.random.default_rng(0)))
+            np.savez(path + ".npz", **make_feeds(model, 1, np.random.default_rng(0)))
             (pc, pm), (oc, om) = measure("pyengine", path, args.repeat), measure("onnxruntime", path, args.repeat)
             rows.append([name, f"{pc * 1e3:.1f} ms", f"{oc * 1e3:.1f} ms", f"{pc / oc:.2f}x",
                          f"{pm:.1f} MB", f"{om:.1f} MB", f"{pm / max(om, 1e-9):.2f}x"])

@@ -32,6 +32,10 @@ using ExpShiftSumFn = float (*)(const float* x, float shift, float* y, int64_t n
 struct PackedB {
   int64_t K = 0, N = 0;
   std::vector<float> data;  // layout private to the ISA's gemm
+  // Index in `data` of the first packed element: the AVX2 packer starts its
+  // panels on a 64-byte boundary so no vector load straddles a cache line.
+  int64_t offset = 0;
+  const float* ptr() const { return data.data() + offset; }
 };
 
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, then per-column bias (length N) or
