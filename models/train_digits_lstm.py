@@ -1,6 +1,6 @@
 """Trains digits_lstm of the zoo: models/digits_lstm.{onnx,md} and _curves.csv.
 
-    python models/train_digits_lstm.py [--quiet] [--epochs 100] [--hidden 128] [--out models/digits_lstm.onnx]
+    python models/train_digits_lstm.py [--quiet] [--epochs 150] [--hidden 128] [--out models/digits_lstm.onnx]
 
 An LSTM reads each 8x8 digit row by row (8 time steps of 8 pixels); stacked
 LSTMs (the lower ones return their whole sequence, exported as standard ONNX
@@ -13,7 +13,7 @@ was made on validation accuracy (the test split is measured once, for the
 card). Exit status 0 when the test accuracy reaches --target (97%) and the
 ONNX file matches the trainer in onnxruntime.
 
-What was tried (see SWEEP_NOTES, also written into the card).
+What was tried: SWEEP_NOTES below (also written into the card).
 """
 from __future__ import annotations
 
@@ -37,15 +37,30 @@ from pyengine.train.zoo import publish  # noqa: E402
 
 TARGET = 0.97
 BATCH = 32
-DEFAULTS = dict(epochs=100, hidden=128, layers=2, dropout=0.0, lr=3e-3, wd=0.0, shift=1, clip=5.0, seed=0)
+DEFAULTS = dict(epochs=150, hidden=128, layers=2, dropout=0.0, lr=3e-3, wd=0.0, shift=1, clip=5.0, seed=0)
 
 SWEEP_NOTES = """
-Choices made on validation accuracy (359 images; ties broken by validation
-loss); the test split was not used to choose. Starting point: 2 stacked
-LSTM(128), Adam 3e-3 with cosine decay to 2% of it, clip 5, 1-pixel shifts,
-100 epochs: val 99.16%.
-"""
+Choices made on validation accuracy (359 images; ties broken by the lower
+validation loss); the test split was measured once, for the chosen model.
+All runs: 2 stacked LSTM(128) unless noted, cosine decay to 2% of lr 3e-3,
+gradient norm clipped to 5, 1-pixel shifts, seed 0.
 
+| variant | val accuracy | val loss |
+|---|---|---|
+| Adam, 100 epochs (previous default) | 99.16% | 0.0160 |
+| hidden 64 | 98.89% | 0.0228 |
+| dropout 0.2 between the LSTMs and before the classifier | 99.72% | 0.0069 |
+| AdamW weight decay 0.01 | 100.00% | 0.0086 |
+| AdamW weight decay 0.05 | 99.72% | 0.0141 |
+| AdamW weight decay 0.1 | 98.89% | 0.0201 |
+| AdamW weight decay 0.01 + dropout 0.2 | 99.72% | 0.0103 |
+| **Adam, 150 epochs (chosen)** | 100.00% | 0.0043 |
+| AdamW weight decay 0.01, 150 epochs | 99.72% | 0.0076 |
+
+Earlier (trainer-seq): one LSTM(128) 95.8-96.4% test, a mean-over-steps
+readout 94.7% test, 60 epochs 96.7% test. Hidden 192 was not kept: two
+LSTM(192) are 1.8 MB of weights (the zoo keeps each file under 1 MB).
+"""
 
 def build(hidden: int = 128, layers: int = 2, dropout: float = 0.0, seed: int = 0) -> T.Sequential:
     """ImageRows -> `layers` stacked LSTM(hidden) (dropout between them and
