@@ -14,6 +14,11 @@ card). Exit status 0 when the test accuracy reaches --target (97%) and the
 ONNX file matches the trainer in onnxruntime.
 
 What was tried: SWEEP_NOTES below (also written into the card).
+
+Result of the chosen configuration (150 epochs, seed 0): train 100%, val
+100%, test 96.66% (12 errors; 97% allows 10), so the 97% requirement is not
+met: validation accuracy saturates at 100% for several variants and no
+longer separates them, and the test split was not used to pick another.
 """
 from __future__ import annotations
 
