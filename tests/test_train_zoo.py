@@ -54,7 +54,6 @@ def test_zoo_model_reaches_target(name):
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     X, y = _test_data(name)
     acc = _accuracy(run_ort(path, X), y)
-    assert acc >= TARGETS[name], f"{name}: test accuracy {acc:.4f} < target {TARGETS[name]}"
     # The card states the accuracy measured here, and the curves exist.
     card = (MODELS / f"{name}.md").read_text()
     split = "train" if name == "xor" else "test"
@@ -63,6 +62,7 @@ def test_zoo_model_reaches_target(name):
     assert "## Reproduce" in card and (MODELS / f"{name}_curves.csv").exists()
     if name in ("digits_lstm", "digits_transformer"):
         assert path.stat().st_size < 1 << 20, f"{name}.onnx is over 1 MB"
+    assert acc >= TARGETS[name], f"{name}: test accuracy {acc:.4f} < target {TARGETS[name]}"
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
