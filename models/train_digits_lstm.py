@@ -1,21 +1,29 @@
-"""Trains digits_lstm: an LSTM that reads each 8x8 digit row by row (8 time
-steps of 8 pixels) and classifies from its last hidden state.
+"""Trains digits_lstm of the zoo: models/digits_lstm.{onnx,md} and _curves.csv.
 
-    python models/train_digits_lstm.py [--epochs 100] [--layers 2] [--out models/digits_lstm.onnx]
+    python models/train_digits_lstm.py [--quiet] [--epochs 150] [--hidden 128] [--out models/digits_lstm.onnx]
 
-Uses the fixed train/val/test split of pyengine.train.data.load_digits, keeps
-the weights of the best validation epoch, reports test accuracy (target
->= 97%), exports ONNX (input (batch, 1, 8, 8) float32, output logits
-(batch, 10)) and checks the ONNX file against the trainer in onnxruntime.
+An LSTM reads each 8x8 digit row by row (8 time steps of 8 pixels); stacked
+LSTMs (the lower ones return their whole sequence, exported as standard ONNX
+LSTM nodes) and a linear classifier on the last hidden state, followed by a
+Softmax in the exported model (probabilities out, like the other zoo models).
 
-Results with trainer-core's fit/Adam/load_digits (test accuracy, 359 images):
-defaults (2 stacked LSTM(128), shift augmentation, Adam 3e-3 cosine, 100
-epochs) 96.9% (11 errors; 97% needs at most 10), val 99.2%; 60 epochs 96.7%;
-one LSTM(128) 95.8-96.4%; mean-over-steps readout 94.7%.
+Uses the fixed train/val/test split of pyengine.train.data.load_digits; fit
+restores the weights of the lowest validation loss, and every choice below
+was made on validation accuracy (the test split is measured once, for the
+card). Exit status 0 when the test accuracy reaches --target (97%) and the
+ONNX file matches the trainer in onnxruntime.
+
+What was tried: SWEEP_NOTES below (also written into the card).
+
+Result of the chosen configuration (150 epochs, seed 0): train 100%, val
+100%, test 96.66% (12 errors; 97% allows 10), so the 97% requirement is not
+met: validation accuracy saturates at 100% for several variants and no
+longer separates them, and the test split was not used to pick another.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -24,80 +32,112 @@ if __name__ == "__main__":
     # (10x slower on a busy machine). Set before NumPy loads its BLAS.
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
 
-from pyengine.train.attention import TokenPool  # noqa: E402
-from pyengine.train.base import Sequential  # noqa: E402
+from pyengine import train as T  # noqa: E402
 from pyengine.train.data import load_digits, shift_augment  # noqa: E402
-from pyengine.train.export import to_onnx  # noqa: E402
-from pyengine.train.layers import Linear  # noqa: E402
-from pyengine.train.loop import fit  # noqa: E402
-from pyengine.train.losses import SoftmaxCrossEntropy  # noqa: E402
-from pyengine.train.optim import Adam, CosineLR  # noqa: E402
-from pyengine.train.recurrent import LSTM, ImageRows  # noqa: E402
+from pyengine.train.zoo import publish  # noqa: E402
 
 TARGET = 0.97
+BATCH = 32
+DEFAULTS = dict(epochs=150, hidden=128, layers=2, dropout=0.0, lr=3e-3, wd=0.0, shift=1, clip=5.0, seed=0)
 
+SWEEP_NOTES = """
+Choices made on validation accuracy (359 images; ties broken by the lower
+validation loss); the test split was measured once, for the chosen model.
+All runs: 2 stacked LSTM(128) unless noted, cosine decay to 2% of lr 3e-3,
+gradient norm clipped to 5, 1-pixel shifts, seed 0.
 
-def digits_lstm(hidden: int = 128, readout: str = "last", seed: int = 0, num_layers: int = 2) -> Sequential:
-    """readout 'last': classify the last hidden state; 'mean': the mean over the 8 steps.
-    num_layers > 1 stacks LSTMs (the lower ones return their whole sequence)."""
+| variant | val accuracy | val loss |
+|---|---|---|
+| Adam, 100 epochs (previous default) | 99.16% | 0.0160 |
+| hidden 64 | 98.89% | 0.0228 |
+| dropout 0.2 between the LSTMs and before the classifier | 99.72% | 0.0069 |
+| AdamW weight decay 0.01 | 100.00% | 0.0086 |
+| AdamW weight decay 0.05 | 99.72% | 0.0141 |
+| AdamW weight decay 0.1 | 98.89% | 0.0201 |
+| AdamW weight decay 0.01 + dropout 0.2 | 99.72% | 0.0103 |
+| **Adam, 150 epochs (chosen)** | 100.00% | 0.0043 |
+| AdamW weight decay 0.01, 150 epochs | 99.72% | 0.0076 |
+
+Earlier (trainer-seq): one LSTM(128) 95.8-96.4% test, a mean-over-steps
+readout 94.7% test, 60 epochs 96.7% test. Hidden 192 was not kept: two
+LSTM(192) are 1.8 MB of weights (the zoo keeps each file under 1 MB).
+"""
+
+def build(hidden: int = 128, layers: int = 2, dropout: float = 0.0, seed: int = 0) -> T.Sequential:
+    """ImageRows -> `layers` stacked LSTM(hidden) (dropout between them and
+    before the classifier when > 0) -> Linear(hidden, 10): logits."""
     rng = np.random.default_rng(seed)
-    layers = [ImageRows()]                                           # (N, 1, 8, 8) -> (N, 8, 8)
-    for i in range(num_layers - 1):
-        layers.append(LSTM(8 if i == 0 else hidden, hidden, return_sequences=True, rng=rng))
-    features = 8 if num_layers == 1 else hidden
-    if readout == "mean":
-        layers += [LSTM(features, hidden, return_sequences=True, rng=rng), TokenPool("mean")]
-    else:
-        layers.append(LSTM(features, hidden, return_sequences=False, rng=rng))
-    return Sequential(*layers, Linear(hidden, 10, rng=rng))
+    mods = [T.ImageRows()]                                          # (N, 1, 8, 8) -> (N, 8, 8)
+    for i in range(layers):
+        last = i == layers - 1
+        mods.append(T.LSTM(8 if i == 0 else hidden, hidden, return_sequences=not last, rng=rng))
+        if dropout > 0:
+            mods.append(T.Dropout(dropout, rng=rng))
+    return T.Sequential(*mods, T.Linear(hidden, 10, rng=rng))
 
 
-def accuracy(model, X, y) -> float:
-    model.eval()
-    return float((model.forward(X).argmax(axis=1) == y).mean())
+def train(cfg: dict, splits: dict, quiet: bool = True):
+    """Builds and fits one configuration; returns (logits model, history)."""
+    cfg = {**DEFAULTS, **cfg}
+    (X, y), (Xv, yv) = splits["train"], splits["val"]
+    body = build(cfg["hidden"], cfg["layers"], cfg["dropout"], cfg["seed"])
+    steps = cfg["epochs"] * -(-len(X) // BATCH)
+    schedule = T.CosineLR(steps, cfg["lr"] * 0.02)
+    opt = (T.AdamW(body.parameters(), lr=cfg["lr"], weight_decay=cfg["wd"], clip_norm=cfg["clip"], schedule=schedule)
+           if cfg["wd"] else T.Adam(body.parameters(), lr=cfg["lr"], clip_norm=cfg["clip"], schedule=schedule))
+    augment = functools.partial(shift_augment, max_shift=cfg["shift"]) if cfg["shift"] else None
+    hist = T.fit(body, T.SoftmaxCrossEntropy(), opt, X, y, Xv, yv, epochs=cfg["epochs"], batch_size=BATCH,
+                 seed=cfg["seed"], augment=augment, quiet=quiet)
+    return body, hist
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--readout", default="last", choices=["last", "mean"])
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--no-augment", action="store_true", help="no random 1-pixel shifts of training images")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="models/digits_lstm.onnx")
+    for k, v in DEFAULTS.items():
+        ap.add_argument(f"--{k}", type=type(v), default=v)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits_lstm.onnx"))
     ap.add_argument("--target", type=float, default=TARGET, help="test accuracy needed for exit status 0")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    cfg = {k: getattr(args, k) for k in DEFAULTS}
 
-    X, y = load_digits("train")
-    Xv, yv = load_digits("val")
-    Xt, yt = load_digits("test")
-    model = digits_lstm(args.hidden, args.readout, args.seed, args.layers)
-    batch = 32
-    steps = args.epochs * ((len(X) + batch - 1) // batch)
-    opt = Adam(model.parameters(), lr=args.lr, clip_norm=5.0, schedule=CosineLR(steps, args.lr * 0.02))
-    fit(model, SoftmaxCrossEntropy(), opt, X, y, Xv, yv, epochs=args.epochs, batch_size=batch,
-        seed=args.seed, augment=None if args.no_augment else shift_augment, quiet=args.quiet)
-    val_acc, test_acc = accuracy(model, Xv, yv), accuracy(model, Xt, yt)
-    print(f"digits_lstm: val accuracy {val_acc:.4f}, test accuracy {test_acc:.4f} (target {args.target})")
+    T.seed(cfg["seed"])
+    splits = {s: load_digits(s) for s in ("train", "val", "test")}
+    body, hist = train(cfg, splits, quiet=args.quiet)
+    model = T.Sequential(*body.layers, T.Softmax())  # exported: probabilities out
+    opt_name = "AdamW" if cfg["wd"] else "Adam"
+    wd = f" weight_decay={cfg['wd']}" if cfg["wd"] else ""
+    out_dir, name = os.path.split(os.path.abspath(args.out))
+    name = os.path.splitext(name)[0]
+    acc = publish(name, model, hist, splits, out_dir=out_dir,
+                  title="stacked LSTM reading 8x8 digits row by row",
+                  data="scikit-learn's 1,797 8x8 digits, pixels scaled to [0, 1], shaped (N, 1, 8, 8) and read "
+                       "as 8 time steps (rows) of 8 features; the fixed stratified split of `pyengine.train.data` "
+                       f"(seed 0): 1,079 train / 359 val / 359 test. Training images randomly shifted by up to "
+                       f"{cfg['shift']} pixel(s).",
+                  hyper={"layers": f"{cfg['layers']} stacked LSTM({cfg['hidden']}), last hidden state -> Linear",
+                         "optimizer": f"{opt_name} lr={cfg['lr']}{wd}, gradient norm clipped to {cfg['clip']}",
+                         "schedule": f"cosine to {cfg['lr'] * 0.02:g} over all epochs",
+                         "batch size": BATCH, "max epochs": cfg["epochs"],
+                         "early stopping": "none (the cosine schedule runs out); the weights of the epoch with "
+                                           "the lowest validation loss are restored",
+                         "dropout": cfg["dropout"], "loss": "softmax cross-entropy", "seed": cfg["seed"]},
+                  notes=SWEEP_NOTES, command="python models/train_digits_lstm.py")
+    print(f"{name}: " + ", ".join(f"{s} accuracy {a:.4f}" for s, a in acc.items()) + f" (target {args.target})")
 
-    to_onnx(model, args.out, Xt[:1])
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        print("onnxruntime not installed: ONNX parity not checked")
-    else:
-        sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
-        diff = np.abs(sess.run(None, {"input": Xt})[0] - model.forward(Xt)).max()
-        print(f"wrote {args.out}; onnxruntime max |diff| vs trainer: {diff:.2e}")
-        if diff > 1e-4:
-            return 1
-    return 0 if test_acc >= args.target else 1
+    import onnxruntime as ort
+    Xt = splits["test"][0]
+    sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+    model.eval()
+    diff = np.abs(sess.run(None, {"input": Xt})[0] - model.forward(Xt)).max()
+    print(f"wrote {args.out}; onnxruntime max |diff| vs trainer: {diff:.2e}")
+    if diff > 1e-4:
+        return 1
+    return 0 if acc["test"] >= args.target else 1
 
 
 if __name__ == "__main__":

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Layer, Sequential
+from .base import Layer, Parameter, Sequential
 from .export import to_onnx
 
 _SHOWN = ("in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride", "padding",
-          "groups", "num_features", "normalized_shape", "p", "alpha", "axis")
+          "groups", "num_features", "normalized_shape", "p", "alpha", "axis",
+          "input_size", "hidden_size", "return_sequences", "d_model", "heads", "patch_size", "mode")
+# Parameter attributes shown as shapes for layers none of whose _SHOWN
+# attributes exist (e.g. the attention layers' internal dense/norm parts).
+_PARAM_ATTRS = ("W", "b", "gamma", "beta", "pos", "cls")
 
 
 def describe(layer: Layer, indent: str = "") -> str:
     """One line per layer, children indented; parameter count at the top level."""
     attrs = ", ".join(f"{k}={getattr(layer, k)}" for k in _SHOWN if hasattr(layer, k))
+    if not attrs:
+        attrs = ", ".join(f"{k}={getattr(layer, k).shape}" for k in _PARAM_ATTRS
+                          if isinstance(getattr(layer, k, None), Parameter))
     lines = [f"{indent}{type(layer).__name__}({attrs})"]
     kids = layer.layers if isinstance(layer, Sequential) else layer.children()
     for c in kids:
