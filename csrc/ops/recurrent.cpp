@@ -389,7 +389,7 @@ class RecurrentKernel : public Kernel {
               continue;
             }
             const float* xr = xw + x_row(t, b) * GH;
-            for (int64_t j = 0; j < 2 * H; ++j) g[j] += xr[j];
+            T.add(g, xr, g, 2 * H);
             if (clip > 0.f) clip_inplace(g, 2 * H, clip);
             fn[0](T, g, 2 * H);  // z and r
             const float* r = g + H;
@@ -457,11 +457,8 @@ class RecurrentKernel : public Kernel {
     float* z = g;
     float* hg = g + 2 * H;
     const float* xh = xr + 2 * H;
-    if (r) {
-      for (int64_t j = 0; j < H; ++j) hg[j] = xh[j] + r[j] * hg[j];
-    } else {
-      for (int64_t j = 0; j < H; ++j) hg[j] += xh[j];
-    }
+    if (r) table_.mul(r, hg, hg, H);
+    table_.add(xh, hg, hg, H);
     if (clip > 0.f) clip_inplace(hg, H, clip);
     gfn(table_, hg, H);
     for (int64_t j = 0; j < H; ++j) hout[j] = (1.f - z[j]) * hg[j] + z[j] * hprev[j];
