@@ -194,14 +194,9 @@ class AttentionKernel : public Kernel {
         if (m_col_ == 1) table_.add(row, mrow, row, sk_);
         else table_.add_scalar(row, mrow[0], row, sk_);
       }
-      float mx = row[0];
-      for (int64_t j = 1; j < sk_; ++j) mx = row[j] > mx ? row[j] : mx;
       // A row of -inf (all keys masked) gives NaN, as Softmax does.
-      table_.add_scalar(row, -mx, row, sk_);
-      table_.exp(row, row, sk_);
-      float sum = 0.f;
-      for (int64_t j = 0; j < sk_; ++j) sum += row[j];
-      sums[r] = 1.f / sum;
+      const float mx = table_.reduce_max(row, sk_);
+      sums[r] = 1.f / table_.exp_shift_sum(row, mx, row, sk_);
     }
     // out = p @ v, then each row divided by its sum.
     GemmArgs g;

@@ -3,7 +3,9 @@
 // are accumulated in double, two passes (mean, then squared deviations), so
 // large or offset inputs keep their precision; each row/plane is reduced by
 // one thread, so results do not depend on the thread count.
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "ops/common.h"
 
@@ -257,7 +259,21 @@ class LayerNormKernel : public Kernel {
     void* inv_out = stat_type_[1] != DType::Undefined ? io.out[2] : nullptr;
     const int64_t* si = scale_idx_.empty() ? nullptr : scale_idx_.data();
     const int64_t* bi = bias_idx_.empty() ? nullptr : bias_idx_.data();
-    io.pool->parallel_for(rows_, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner_, 1)), [&](int64_t b, int64_t e) {
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(inner_, 1));
+    if constexpr (std::is_same_v<T, float>) {
+      if (!si && (!B || !bi)) {
+        io.pool->parallel_for(rows_, grain, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            double mean, inv;
+            row_f32(X + r * inner_, S, B, Y + r * inner_, &mean, &inv);
+            put(mean_out, stat_type_[0], r, mean);
+            put(inv_out, stat_type_[1], r, inv);
+          }
+        });
+        return;
+      }
+    }
+    io.pool->parallel_for(rows_, grain, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const T* x = X + r * inner_;
         T* y = Y + r * inner_;
@@ -274,6 +290,30 @@ class LayerNormKernel : public Kernel {
       }
     });
   }
+  // One float32 row with contiguous Scale/B, through the table's vector
+  // entries. Corrected two-pass statistics: d = x - m0 with m0 the float mean,
+  // then c = mean(d) fixes m0's rounding and var = mean(d^2) - c^2, so offset
+  // inputs keep their precision without double accumulation.
+  void row_f32(const float* x, const float* s, const float* b, float* y, double* mean, double* inv) const {
+    const int64_t n = inner_;
+    if (n == 0) {
+      *mean = 0.0;
+      *inv = 1.0 / std::sqrt(eps_);
+      return;
+    }
+    const float m0 = table_.reduce_sum(x, n) / static_cast<float>(n);
+    table_.sub_scalar(x, m0, y, n);
+    const double c = static_cast<double>(table_.reduce_sum(y, n)) / static_cast<double>(n);
+    const double var = std::max(0.0, static_cast<double>(table_.reduce_sumsq(y, n)) / static_cast<double>(n) - c * c);
+    *mean = m0 + c;
+    *inv = 1.0 / std::sqrt(var + eps_);
+    if (c != 0.0) table_.sub_scalar(y, static_cast<float>(c), y, n);
+    table_.mul_scalar(y, static_cast<float>(*inv), y, n);
+    table_.mul(y, s, y, n);
+    if (b) table_.add(y, b, y, n);
+  }
+
+  const KernelTable& table_ = kernels();
   DType dtype_;
   double eps_;
   int64_t inner_ = 0, rows_ = 0;

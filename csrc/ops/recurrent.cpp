@@ -213,8 +213,9 @@ class RecurrentKernel : public Kernel {
   int64_t state_index(int d, int64_t b) const { return (layout_ == 0 ? d * B_ + b : b * D_ + d) * H_; }
 
   // C[B, n] (row stride GH) = A[B, H] @ R_rows^T (+ bias), R_rows the n rows of R from `rd`.
+  // With beta = 1 the product is added to C (C then holds the step's xw rows).
   void recurrent_gemm(const float* A, const float* rd, const PackedB* packed, int64_t n, float* C, const float* bias,
-                      ThreadPool* pool) const {
+                      ThreadPool* pool, int64_t ldc = 0, float beta = 0.f) const {
     GemmArgs g;
     g.trans_b = true;
     g.M = B_;
@@ -225,7 +226,8 @@ class RecurrentKernel : public Kernel {
     g.B = rd;
     g.ldb = H_;
     g.C = C;
-    g.ldc = GH_;
+    g.ldc = ldc ? ldc : GH_;
+    g.beta = beta;
     g.bias_col = bias;
     if (packed) table_.sgemm_packed(g, *packed, pool);
     else table_.sgemm(g, pool);
@@ -317,23 +319,34 @@ class RecurrentKernel : public Kernel {
     };
 
     for (int64_t s = 0; s < S_; ++s) {
+      // Without sequence_lens every row is at the same time step: the
+      // recurrent product is accumulated straight into that step's xw rows
+      // (beta = 1), which then serve as the gates buffer.
+      const bool in_place = !in.lens && cell_ != Cell::GRU;
+      const int64_t t_all = rev ? S_ - 1 - s : s;
+      float* step_rows = xw + x_row(t_all, 0) * GH;
+      const int64_t step_ld = layout_ == 0 ? GH : S_ * GH;
+      auto gates_of = [&](int64_t t, int64_t b) { return in_place ? xw + x_row(t, b) * GH : gates + b * GH; };
       if (cell_ == Cell::LSTM) {
-        recurrent_gemm(h, Rd, r_packed_[d].get(), GH, gates, nullptr, pool);
+        if (in_place) recurrent_gemm(h, Rd, r_packed_[d].get(), GH, step_rows, nullptr, pool, step_ld, 1.f);
+        else recurrent_gemm(h, Rd, r_packed_[d].get(), GH, gates, nullptr, pool);
         for_rows(pool, [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) {
             int64_t t = time_of(s, b);
             if (t < 0) continue;
-            float* g = gates + b * GH;
-            const float* xr = xw + x_row(t, b) * GH;
+            float* g = gates_of(t, b);
             float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;
             float* cb = c + b * H;
-            for (int64_t j = 0; j < GH; ++j) g[j] += xr[j];
+            if (!in_place) T.add(g, xw + x_row(t, b) * GH, g, GH);
             if (!Pd && !input_forget_) {
               // The common case: i, o, f in one activation call.
               if (clip > 0.f) clip_inplace(g, GH, clip);
               fn[0](T, g, 3 * H);
               fn[1](T, gc, H);
-              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
+              // c = f * c + i * g (gi is dead afterwards and takes i * g).
+              T.mul(gf, cb, cb, H);
+              T.mul(gi, gc, gi, H);
+              T.add(cb, gi, cb, H);
             } else {
               // Peepholes see c before (i, f) and after (o) the update.
               if (Pd)
@@ -360,8 +373,7 @@ class RecurrentKernel : public Kernel {
             }
             float* th = tmp + b * H;
             fn[2](T, cb, th, H);
-            float* hb = h + b * H;
-            for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * th[j];
+            T.mul(go, th, h + b * H, H);
             emit(t, b);
           }
         });
@@ -377,7 +389,7 @@ class RecurrentKernel : public Kernel {
               continue;
             }
             const float* xr = xw + x_row(t, b) * GH;
-            for (int64_t j = 0; j < 2 * H; ++j) g[j] += xr[j];
+            T.add(g, xr, g, 2 * H);
             if (clip > 0.f) clip_inplace(g, 2 * H, clip);
             fn[0](T, g, 2 * H);  // z and r
             const float* r = g + H;
@@ -405,14 +417,14 @@ class RecurrentKernel : public Kernel {
           });
         }
       } else {
-        recurrent_gemm(h, Rd, r_packed_[d].get(), H, gates, nullptr, pool);
+        if (in_place) recurrent_gemm(h, Rd, r_packed_[d].get(), H, step_rows, nullptr, pool, step_ld, 1.f);
+        else recurrent_gemm(h, Rd, r_packed_[d].get(), H, gates, nullptr, pool);
         for_rows(pool, [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) {
             int64_t t = time_of(s, b);
             if (t < 0) continue;
-            float* g = gates + b * GH;
-            const float* xr = xw + x_row(t, b) * GH;
-            for (int64_t j = 0; j < H; ++j) g[j] += xr[j];
+            float* g = gates_of(t, b);
+            if (!in_place) T.add(g, xw + x_row(t, b) * GH, g, H);
             if (clip > 0.f) clip_inplace(g, H, clip);
             fn[0](T, g, H);
             std::memcpy(h + b * H, g, H * sizeof(float));
@@ -445,11 +457,8 @@ class RecurrentKernel : public Kernel {
     float* z = g;
     float* hg = g + 2 * H;
     const float* xh = xr + 2 * H;
-    if (r) {
-      for (int64_t j = 0; j < H; ++j) hg[j] = xh[j] + r[j] * hg[j];
-    } else {
-      for (int64_t j = 0; j < H; ++j) hg[j] += xh[j];
-    }
+    if (r) table_.mul(r, hg, hg, H);
+    table_.add(xh, hg, hg, H);
     if (clip > 0.f) clip_inplace(hg, H, clip);
     gfn(table_, hg, H);
     for (int64_t j = 0; j < H; ++j) hout[j] = (1.f - z[j]) * hg[j] + z[j] * hprev[j];
