@@ -36,11 +36,14 @@ namespace gemm_avx512 {
 namespace {
 
 // Blocking for a 48 KiB L1d / 2 MiB L2: B micro-panel KC x 32 floats = 32 KiB
-// in L1; A block MC x KC = 96 KiB in L2. Tuned with benchmarks/gemm.py (see
-// BENCHMARKS.md).
+// in L1; A block MC x KC = 48 KiB; B block KC x NC = 1 MiB, half the L2.
+// Measured on the Xeon (thread CPU time, 1 thread; load from other jobs
+// makes +-5% noise): KC 192-512 within noise (256 kept); MC 48 a few % over
+// 96 and 192; NC 1024 +7% over 2048 at 2048^3 (a 2 MiB B block filled the L2),
+// 512 no better.
 constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 96;    // multiple of kMR
-constexpr int64_t kNC = 2048;  // multiple of kNR
+constexpr int64_t kMC = 48;    // multiple of kMR
+constexpr int64_t kNC = 1024;  // multiple of kNR
 constexpr int64_t kNCSmall = 256;  // B block width when it is used once
 constexpr int64_t kDirectACols = 128;  // up to this many columns A is read in place
 constexpr int64_t kGemvCols = 128;  // pre-packed M == 1: columns per group (8 zmm accumulators)
