@@ -1,8 +1,9 @@
 """The SGEMM kernels of every ISA (scalar reference, AVX2/FMA and AVX-512),
 called directly through pyengine._engine.testing.sgemm and checked against
 NumPy in float64: shapes around the microkernel tiles (AVX2 6x16, AVX-512
-12x32) and the cache blocks (KC = 256, MC = 48, NC = 2048 / 1024), all transpose combinations, alpha/beta, fused bias
-and activation, pre-packed B, and results bit-identical across thread counts.
+12x32) and the cache blocks (KC = 256, MC = 48, NC = 2048 / 1024), all
+transpose combinations, alpha/beta, fused bias and activation, pre-packed B,
+and results bit-identical across thread counts.
 Inputs sit against an unreadable guard page, so any read past the end of an
 operand crashes the test instead of passing silently."""
 from __future__ import annotations
