@@ -116,7 +116,10 @@ inline void store_tile(const __m512* acc0, const __m512* acc1, float* c, int64_t
 // were grouped into tiles (threads split rows differently).
 // A is read as a[r*ars + k*aks]: a packed micro-panel unless DirectA, where
 // it is op(A) in place (narrow products, where packing A does not pay).
-template <int MR, bool Prefetch, bool DirectA = false>
+// NV = 1 for a panel with nr <= 16 valid columns: only the first vector is
+// computed (same FMAs for those columns, so the same bits), which halves the
+// cost of a 16-column tail (the conv's tiles are multiples of 16).
+template <int MR, bool Prefetch, bool DirectA = false, int NV = 2>
 inline void ukernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                     int nr, const TileEpilogue& e, int64_t ars = 1, int64_t aks = kMR) {
   if (!DirectA) {
@@ -129,14 +132,15 @@ inline void ukernel(int64_t kc, const float* __restrict a, const float* __restri
   for (int64_t k = 0; k < kc; ++k) {
     if (Prefetch) {  // B streams from memory: two lines per k
       _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchB), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchB + 16), _MM_HINT_T0);
+      if (NV == 2) _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchB + 16), _MM_HINT_T0);
     }
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    const __m512 b0 = _mm512_loadu_ps(b);
+    const __m512 b1 = NV == 2 ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r * ars]);
       acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+      if (NV == 2) acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
     }
     a += aks;
     b += kNR;
@@ -145,23 +149,30 @@ inline void ukernel(int64_t kc, const float* __restrict a, const float* __restri
 }
 
 // Runtime row count (1..12) -> the matching instantiation.
+template <bool Prefetch, bool DirectA, int NV>
+inline void ukernel_rows_nv(int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr,
+                            const TileEpilogue& e, int64_t ars, int64_t aks) {
+  switch (mr) {
+    case 12: ukernel<12, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 11: ukernel<11, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 10: ukernel<10, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 9: ukernel<9, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 8: ukernel<8, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 7: ukernel<7, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 6: ukernel<6, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 5: ukernel<5, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 4: ukernel<4, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 3: ukernel<3, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    case 2: ukernel<2, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+    default: ukernel<1, Prefetch, DirectA, NV>(kc, a, b, c, ldc, nr, e, ars, aks); break;
+  }
+}
+
 template <bool Prefetch, bool DirectA>
 inline void ukernel_rows_t(int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr,
                            const TileEpilogue& e, int64_t ars, int64_t aks) {
-  switch (mr) {
-    case 12: ukernel<12, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 11: ukernel<11, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 10: ukernel<10, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 9: ukernel<9, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 8: ukernel<8, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 7: ukernel<7, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 6: ukernel<6, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 5: ukernel<5, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 4: ukernel<4, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 3: ukernel<3, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    case 2: ukernel<2, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-    default: ukernel<1, Prefetch, DirectA>(kc, a, b, c, ldc, nr, e, ars, aks); break;
-  }
+  if (nr <= 16) ukernel_rows_nv<Prefetch, DirectA, 1>(mr, kc, a, b, c, ldc, nr, e, ars, aks);
+  else ukernel_rows_nv<Prefetch, DirectA, 2>(mr, kc, a, b, c, ldc, nr, e, ars, aks);
 }
 
 inline void ukernel_rows(bool prefetch, int mr, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
