@@ -142,7 +142,7 @@ void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_
       }
       if (rem) {  // partial last panel: masked loads, zero padding
         _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        _mm512_storeu_ps(d + 16, load_masked(m1, src + 16));
       }
     }
     return;
@@ -293,11 +293,16 @@ void gemv_group(const GemmArgs& g, int64_t sx, const float* base, int64_t pstrid
     acc[v] = _mm512_setzero_ps();
     mask[v] = lane_mask(nvalid - 16 * v);
   }
+  // Vectors wholly past the last column are skipped, not just masked: their
+  // addresses may lie past the packed buffer, and a masked load there can
+  // still cost a fault-suppression assist.
+  const int nvec = (nvalid + 15) / 16;
   const float* x = g.A;
   for (int64_t k = 0; k < g.K; ++k, x += sx, base += kNR) {
     const __m512 xv = _mm512_set1_ps(*x);
 #pragma GCC unroll 8
     for (int v = 0; v < 8; ++v) {
+      if (Tail && v >= nvec) break;
       const float* p = base + (v / 2) * pstride + (v % 2) * 16;
       const __m512 b = Tail ? _mm512_maskz_loadu_ps(mask[v], p) : _mm512_loadu_ps(p);
       acc[v] = _mm512_fmadd_ps(xv, b, acc[v]);

@@ -62,6 +62,12 @@ inline __m512 act_vec(__m512 v, const Activation& a) {
   }
 }
 
+// Masked load that issues nothing when no lane is on: an all-off masked
+// load past the end of a buffer never faults, but can cost an assist.
+inline __m512 load_masked(__mmask16 m, const float* p) {
+  return m ? _mm512_maskz_loadu_ps(m, p) : _mm512_setzero_ps();
+}
+
 // Writes MR rows x nr (1..32) columns of accumulators to C per the epilogue;
 // nothing past column nr is read or written.
 template <int MR>
@@ -74,7 +80,7 @@ inline void store_tile(const __m512* acc0, const __m512* acc1, float* c, int64_t
   __m512 bc0 = _mm512_setzero_ps(), bc1 = _mm512_setzero_ps();
   if (bias_col) {
     bc0 = _mm512_maskz_loadu_ps(m0, e.bias_col);
-    bc1 = _mm512_maskz_loadu_ps(m1, e.bias_col + 16);
+    bc1 = load_masked(m1, e.bias_col + 16);
   }
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) {
@@ -85,10 +91,10 @@ inline void store_tile(const __m512* acc0, const __m512* acc1, float* c, int64_t
       v1 = _mm512_mul_ps(acc1[r], alpha);
     } else if (e.first) {  // alpha*acc + beta*C
       v0 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m0, cr), _mm512_mul_ps(acc0[r], alpha));
-      v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m1, cr + 16), _mm512_mul_ps(acc1[r], alpha));
+      v1 = _mm512_fmadd_ps(beta, load_masked(m1, cr + 16), _mm512_mul_ps(acc1[r], alpha));
     } else {  // C += alpha*acc (a later K block)
       v0 = _mm512_fmadd_ps(alpha, acc0[r], _mm512_maskz_loadu_ps(m0, cr));
-      v1 = _mm512_fmadd_ps(alpha, acc1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+      v1 = _mm512_fmadd_ps(alpha, acc1[r], load_masked(m1, cr + 16));
     }
     if (e.last) {
       if (bias_col) {
