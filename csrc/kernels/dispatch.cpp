@@ -113,8 +113,8 @@ const KernelTable& kernels_for(Isa isa) {
   static const KernelTable scalar = make_table(Isa::Scalar);
   if (isa == Isa::Scalar) return scalar;
   static const KernelTable avx2 = make_table(cpu_supports(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar);
-  if (isa == Isa::Avx2) return avx2;
-  static const KernelTable avx512 = make_table(cpu_supports(Isa::Avx512) ? Isa::Avx512 : Isa::Scalar);
+  if (isa == Isa::Avx2 || !cpu_supports(Isa::Avx512)) return avx2;
+  static const KernelTable avx512 = make_table(Isa::Avx512);
   return avx512;
 }
 
