@@ -1,15 +1,18 @@
-"""SGEMM benchmark: GFLOP/s of pyengine's AVX2 SGEMM (unpacked, and with B
-pre-packed as for constant weights) against NumPy's matmul (its OpenBLAS) and
-the machine's FMA peak. Prints a Markdown table; not a test.
+"""SGEMM benchmark: GFLOP/s of pyengine's SIMD SGEMMs (AVX2 and, where the
+CPU has it, AVX-512; each unpacked and with B pre-packed as for constant
+weights) against NumPy's matmul (its OpenBLAS) and the machine's FMA peak.
+Prints a Markdown table; not a test.
 
-    python benchmarks/gemm.py [--threads 1 2] [--quick] [--haswell]
+    python benchmarks/gemm.py [--threads 1 2] [--quick] [--haswell] [--clock thread_cpu]
 
 Every timing is a median over interleaved rounds (ours, packed, NumPy, ours...)
-so background load hits all columns alike. The peak is measured: 12
-independent 8-lane FMA chains on one core (16 flops per FMA instruction); it
-is also given from the nominal clock in /proc/cpuinfo (2 FMA pipes x 8 lanes x
-2 flops x GHz). --haswell adds NumPy restricted to OpenBLAS's AVX2 (Haswell)
-kernels, run in a child process (OPENBLAS_CORETYPE must be set before import).
+so background load hits all columns alike. The peak is measured on one core
+with independent FMA chains of the widest ISA (AVX2: 12 chains of 8 lanes;
+AVX-512: 16 chains of 16 lanes; 2 flops per lane) and also given from the
+nominal clock in /proc/cpuinfo (2 FMA pipes x lanes x 2 flops x GHz). The
+"% of peak" column is the best ISA's packed kernel against its own peak.
+--haswell adds NumPy restricted to OpenBLAS's AVX2 (Haswell) kernels, run in
+a child process (OPENBLAS_CORETYPE must be set before import).
 """
 from __future__ import annotations
 
@@ -124,18 +127,22 @@ def main():
                "--threads", *map(str, args.threads)] + (["--quick"] if args.quick else [])
         haswell = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
 
+    from pyengine._engine import available_isas
+    isas = [i for i in ("avx2", "avx512") if i in available_isas()]
+    best = isas[-1]
+    lanes = {"avx2": 8, "avx512": 16}[best]
     # The peak is re-measured between shapes and the best kept: turbo clocks
     # and background load make any single measurement low.
-    peaks = [testing.fma_peak_gflops(0.05) for _ in range(5)]
+    peaks = [testing.fma_peak_gflops(0.05, best) for _ in range(5)]
     ghz = nominal_ghz()
     load0 = os.getloadavg()[0]
     rows = []
-    hdr = "| M x K x N | thr | ours | ours packed | NumPy | packed / NumPy |"
-    sep = "|---|---|---|---|---|---|"
+    hdr = "| M x K x N | thr |" + "".join(f" {i} | {i} packed |" for i in isas) + f" NumPy | {best} packed / NumPy |"
+    sep = "|---|---|" + "---|---|" * len(isas) + "---|---|"
     if args.haswell:
-        hdr += " NumPy AVX2 | packed / NumPy AVX2 |"
+        hdr += f" NumPy AVX2 | {best} packed / NumPy AVX2 |"
         sep += "---|---|"
-    hdr += " packed % of peak (per thread) |"
+    hdr += f" {best} packed % of peak (per thread) |"
     sep += "---|"
     for threads in args.threads:
         with blas_limits(threads):
@@ -143,30 +150,33 @@ def main():
                 a, b, c = operands(m, k, n)
                 flops = 2.0 * m * n * k
                 calls = calls_for(flops)
-                ours, packed, numpy_t = [], [], []
-                peaks.append(testing.fma_peak_gflops(0.02))
+                times = {(isa, packed): [] for isa in isas for packed in (False, True)}
+                numpy_t = []
+                peaks.append(testing.fma_peak_gflops(0.02, best))
                 for r in range(args.rounds + 1):  # round 0 warms up
-                    t1 = float(np.median(testing.sgemm("avx2", False, False, 1.0, a, b, 0.0, c, threads=threads,
-                                                       repeat=calls, clock=args.clock)))
-                    t2 = float(np.median(testing.sgemm("avx2", False, False, 1.0, a, b, 0.0, c, threads=threads,
-                                                       packed=True, repeat=calls, clock=args.clock)))
-                    t3 = time_numpy(a, b, c, calls, args.clock)
+                    for isa, packed in times:
+                        t = float(np.median(testing.sgemm(isa, False, False, 1.0, a, b, 0.0, c, threads=threads,
+                                                          packed=packed, repeat=calls, clock=args.clock)))
+                        if r:
+                            times[isa, packed].append(t)
+                    t = time_numpy(a, b, c, calls, args.clock)
                     if r:
-                        ours.append(t1)
-                        packed.append(t2)
-                        numpy_t.append(t3)
-                g = [flops / np.median(t) / 1e9 for t in (ours, packed, numpy_t)]
-                row = f"| {m} x {k} x {n} | {threads} | {g[0]:.1f} | {g[1]:.1f} | {g[2]:.1f} | {g[1] / g[2]:.2f} |"
+                        numpy_t.append(t)
+                g = {key: flops / np.median(t) / 1e9 for key, t in times.items()}
+                gn = flops / np.median(numpy_t) / 1e9
+                gb = g[best, True]
+                row = f"| {m} x {k} x {n} | {threads} |" + "".join(f" {v:.1f} |" for v in g.values())
+                row += f" {gn:.1f} | {gb / gn:.2f} |"
                 if args.haswell:
                     gh = flops / haswell[f"{m},{k},{n},{threads}"] / 1e9
-                    row += f" {gh:.1f} | {g[1] / gh:.2f} |"
-                rows.append((row, g[1] / threads))
+                    row += f" {gh:.1f} | {gb / gh:.2f} |"
+                rows.append((row, gb / threads))
                 print(row, file=sys.stderr, flush=True)  # progress
     peak = max(peaks)
     print(f"CPU: {cpu_model()}; NumPy {np.__version__} (OpenBLAS); nominal clock {ghz:.2f} GHz; "
           f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end; clock: {args.clock}")
-    print(f"1-core AVX2 FMA peak = 2 FMA pipes x 8 lanes x 2 flops x clock: {32 * ghz:.1f} GFLOP/s at the "
-          f"nominal clock; measured (12 FMA chains, best of {len(peaks)}) {peak:.1f} GFLOP/s")
+    print(f"1-core {best} FMA peak = 2 FMA pipes x {lanes} lanes x 2 flops x clock: {4 * lanes * ghz:.1f} GFLOP/s "
+          f"at the nominal clock; measured (independent FMA chains, best of {len(peaks)}) {peak:.1f} GFLOP/s")
     print()
     print(hdr)
     print(sep)

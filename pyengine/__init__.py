@@ -19,7 +19,7 @@ def get_device() -> str:
 
 
 def set_isa(name: str) -> None:
-    """Forces the kernels' instruction set ('auto', 'scalar', 'avx2') for sessions created afterwards."""
+    """Forces the kernels' instruction set ('auto', 'scalar', 'avx2', 'avx512') for sessions created afterwards."""
     _engine.set_isa(name)
 
 

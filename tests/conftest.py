@@ -10,7 +10,7 @@ import pytest
 
 import pyengine
 
-ALL_ISAS = ["scalar", "avx2"]
+ALL_ISAS = ["scalar", "avx2", "avx512"]
 
 
 @pytest.fixture(params=ALL_ISAS)

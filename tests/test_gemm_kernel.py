@@ -1,8 +1,9 @@
-"""The SGEMM kernels of every ISA (scalar reference and AVX2/FMA), called
-directly through pyengine._engine.testing.sgemm and checked against NumPy in
-float64: shapes around the microkernel tile (6x16) and the cache blocks (KC =
-256, MC = 48, NC = 2048), all transpose combinations, alpha/beta, fused bias
-and activation, pre-packed B, and results bit-identical across thread counts.
+"""The SGEMM kernels of every ISA (scalar reference, AVX2/FMA and AVX-512),
+called directly through pyengine._engine.testing.sgemm and checked against
+NumPy in float64: shapes around the microkernel tiles (AVX2 6x16, AVX-512
+12x32) and the cache blocks (KC = 256, MC = 48, NC = 2048 / 1024), all
+transpose combinations, alpha/beta, fused bias and activation, pre-packed B,
+and results bit-identical across thread counts.
 Inputs sit against an unreadable guard page, so any read past the end of an
 operand crashes the test instead of passing silently."""
 from __future__ import annotations
@@ -93,10 +94,11 @@ def run_case(isa, rng, M, N, K, ta=False, tb=False, alpha=1.0, beta=0.0, bias=Fa
     return np.array(c)
 
 
-# Values around the microkernel tile (MR=6, NR=16) and the cache blocks
-# (MC=48 rows, KC=256, NC=2048 columns) plus 0, 1 and off-by-{1,3,7,15}.
-M_SWEEP = [0, 1, 2, 3, 5, 6, 7, 9, 13, 21, 33, 41, 45, 47, 48, 49, 51, 55, 63, 95, 96, 97, 143, 144, 145, 159]
-N_SWEEP = [0, 1, 2, 7, 8, 9, 15, 16, 17, 19, 23, 31, 33, 63, 64, 65, 79]
+# Values around the microkernel tiles (MR=6/12, NR=16/32) and the cache blocks
+# (MC=48 rows, KC=256, NC=2048/1024 columns) plus 0, 1 and off-by-{1,3,7,15}.
+M_SWEEP = [0, 1, 2, 3, 5, 6, 7, 9, 11, 12, 13, 21, 23, 24, 25, 33, 41, 45, 47, 48, 49, 51, 55, 63, 95, 96, 97, 143,
+           144, 145, 159, 191, 192, 193]
+N_SWEEP = [0, 1, 2, 7, 8, 9, 15, 16, 17, 19, 23, 31, 32, 33, 47, 63, 64, 65, 79, 95, 96, 97]
 K_SWEEP = [0, 1, 2, 5, 9, 17, 255, 256, 257, 259, 263, 271, 241, 513]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 

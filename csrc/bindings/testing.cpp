@@ -29,6 +29,10 @@ const KernelTable& table_named(const std::string& isa) {
     if (!cpu_supports(Isa::Avx2)) throw std::invalid_argument("avx2 not supported here");
     return kernels_for(Isa::Avx2);
   }
+  if (isa == "avx512") {
+    if (!cpu_supports(Isa::Avx512)) throw std::invalid_argument("avx512 not supported here");
+    return kernels_for(Isa::Avx512);
+  }
   throw std::invalid_argument("unknown ISA " + isa);
 }
 
@@ -58,8 +62,33 @@ __attribute__((target("avx2,fma"))) double fma_peak_gflops(double seconds) {
   for (int i = 0; i < 12; ++i) sink = sink + _mm256_cvtss_f32(acc[i]);
   return best;
 }
+
+// The same with 16 independent 16-lane (zmm) FMA chains; called only if the
+// CPU has AVX-512F.
+__attribute__((target("avx512f"))) double fma_peak_gflops_avx512(double seconds) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+  constexpr int kIters = 3000;
+  double best = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < kIters; ++r) {
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    best = std::max(best, kIters * 16.0 * 32.0 / std::chrono::duration<double>(t1 - t0).count() / 1e9);
+    if (std::chrono::duration<double>(t1 - start).count() >= seconds) break;
+  }
+  volatile float sink = 0;
+  for (int i = 0; i < 16; ++i) sink = sink + _mm512_reduce_add_ps(acc[i]);
+  return best;
+}
 #else
 double fma_peak_gflops(double) { return 0.0; }
+double fma_peak_gflops_avx512(double) { return 0.0; }
 #endif
 
 // CPU time of the calling thread: with one thread it leaves out the time the
@@ -138,11 +167,18 @@ void bind_testing(py::module_& m) {
      py::arg("bias_row") = py::none(), py::arg("repeat") = 1, py::arg("clock") = "wall");
 
   // Measured single-core FMA throughput in GFLOP/s (the benchmarks' peak).
-  m.def("fma_peak_gflops", [](double seconds) {
+  // isa "avx2" (8-lane FMAs) or "avx512" (16-lane FMAs).
+  m.def("fma_peak_gflops", [](double seconds, const std::string& isa) {
+    if (isa == "avx512") {
+      if (!cpu_supports(Isa::Avx512)) throw std::invalid_argument("avx512 not supported here");
+      py::gil_scoped_release release;
+      return fma_peak_gflops_avx512(seconds);
+    }
+    if (isa != "avx2") throw std::invalid_argument("fma_peak_gflops: isa must be avx2 or avx512, got " + isa);
     if (!cpu_supports(Isa::Avx2)) throw std::invalid_argument("avx2 not supported here");
     py::gil_scoped_release release;
     return fma_peak_gflops(seconds);
-  }, py::arg("seconds") = 0.2);
+  }, py::arg("seconds") = 0.2, py::arg("isa") = "avx2");
 
   // y = f(x) for one of the vector math kernels.
   m.def("vmath", [](const std::string& isa, const std::string& fn, FArray x) {

@@ -32,6 +32,15 @@ bool cpu_supports(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::Avx512:
+#if defined(PYENGINE_HAVE_AVX512) && (defined(__GNUC__) || defined(__clang__))
+      // libgcc's probe also checks (XGETBV) that the OS saves the ZMM/opmask state.
+      __builtin_cpu_init();
+      return cpu_supports(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+      return false;
+#endif
   }
   return false;
 }
@@ -45,7 +54,7 @@ KernelTable make_table(Isa isa) {
   fill_vbinary_ref(t);
   fill_conv_ref(t);
 #if defined(PYENGINE_HAVE_AVX2)
-  if (isa == Isa::Avx2) {
+  if (isa == Isa::Avx2 || isa == Isa::Avx512) {
     t.isa = Isa::Avx2;
     t.name = "avx2";
     fill_gemm_avx2(t);
@@ -54,10 +63,20 @@ KernelTable make_table(Isa isa) {
     fill_conv_avx2(t);
   }
 #endif
+#if defined(PYENGINE_HAVE_AVX512)
+  if (isa == Isa::Avx512) {  // families without AVX-512 code keep the AVX2 kernels
+    t.isa = Isa::Avx512;
+    t.name = "avx512";
+    fill_gemm_avx512(t);
+  }
+#endif
   return t;
 }
 
-Isa best_isa() { return cpu_supports(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar; }
+Isa best_isa() {
+  if (cpu_supports(Isa::Avx512)) return Isa::Avx512;
+  return cpu_supports(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+}
 
 Isa parse_isa(const std::string& name) {
   if (name == "auto" || name.empty()) return best_isa();
@@ -66,7 +85,11 @@ Isa parse_isa(const std::string& name) {
     if (!cpu_supports(Isa::Avx2)) throw std::invalid_argument("ISA 'avx2' is not supported by this CPU or build");
     return Isa::Avx2;
   }
-  throw std::invalid_argument("unknown ISA '" + name + "' (expected auto, scalar or avx2)");
+  if (name == "avx512") {
+    if (!cpu_supports(Isa::Avx512)) throw std::invalid_argument("ISA 'avx512' is not supported by this CPU or build");
+    return Isa::Avx512;
+  }
+  throw std::invalid_argument("unknown ISA '" + name + "' (expected auto, scalar, avx2 or avx512)");
 }
 
 Isa initial_isa() {
@@ -90,7 +113,9 @@ const KernelTable& kernels_for(Isa isa) {
   static const KernelTable scalar = make_table(Isa::Scalar);
   if (isa == Isa::Scalar) return scalar;
   static const KernelTable avx2 = make_table(cpu_supports(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar);
-  return avx2;
+  if (isa == Isa::Avx2 || !cpu_supports(Isa::Avx512)) return avx2;
+  static const KernelTable avx512 = make_table(Isa::Avx512);
+  return avx512;
 }
 
 const KernelTable& kernels() { return kernels_for(static_cast<Isa>(current().load())); }
@@ -102,6 +127,7 @@ std::string current_isa() { return kernels().name; }
 std::vector<std::string> available_isas() {
   std::vector<std::string> v{"scalar"};
   if (cpu_supports(Isa::Avx2)) v.push_back("avx2");
+  if (cpu_supports(Isa::Avx512)) v.push_back("avx512");
   return v;
 }
 

@@ -14,7 +14,7 @@ namespace pyengine {
 
 class ThreadPool;
 
-enum class Isa : int32_t { Scalar = 0, Avx2 = 1 };
+enum class Isa : int32_t { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 // y = act(x) for n floats, in place allowed (x == y).
 using ActivationFn = void (*)(const float* x, float* y, int64_t n, const Activation& act);
@@ -111,11 +111,15 @@ void fill_vmath_avx2(KernelTable& t);
 void fill_vbinary_avx2(KernelTable& t);
 void fill_conv_avx2(KernelTable& t);
 #endif
+#if defined(PYENGINE_HAVE_AVX512)
+// AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
+void fill_gemm_avx512(KernelTable& t);
+#endif
 
 // The table in use for kernels built from now on.
 const KernelTable& kernels();
 const KernelTable& kernels_for(Isa isa);
-// "auto", "scalar" or "avx2"; throws std::invalid_argument if the CPU lacks it.
+// "auto", "scalar", "avx2" or "avx512"; throws std::invalid_argument if the CPU lacks it.
 void set_isa(const std::string& name);
 std::string current_isa();
 std::vector<std::string> available_isas();

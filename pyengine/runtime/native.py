@@ -15,7 +15,7 @@ except ImportError as e:  # pragma: no cover - only when the package was not bui
         "pyengine's native extension is missing; install the package with `pip install .` "
         f"(or build it in place with scripts/dev_build.sh): {e}") from None
 
-_VALID_ISAS = ("auto", "scalar", "avx2")
+_VALID_ISAS = ("auto", "scalar", "avx2", "avx512")
 
 
 def _check_isa_env():
