@@ -67,6 +67,9 @@ struct DwConvArgs {
   float* y = nullptr;        // output plane [out0][out1][out2]
   float bias = 0.f;
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+  // Per-thread work space of conv_dw_scratch_floats() floats (kernels/conv_dw.h),
+  // or null (then SIMD kernels fall back to the plain loop).
+  float* scratch = nullptr;
 };
 using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/conv_dw.h"
 #include "ops/common.h"
 #include "ops/conv_window.h"
 
@@ -123,10 +124,14 @@ class ConvKernel : public Kernel {
     whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
     threads_ = std::max(1, spec.num_threads);
     col_stride_ = round_up(Kg_ * tile_, 16);
+    if (depthwise_ && win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1)
+      dw_stride_ = round_up(conv_dw_scratch_floats(win_.out[1], win_.out[2], win_.k[1], win_.k[2], win_.s[1],
+                                                   win_.s[2], win_.d[1], win_.d[2]), 16);
   }
 
   size_t scratch_bytes() const override {
-    if (depthwise_ || pointwise_) return 0;
+    if (depthwise_) return static_cast<size_t>(dw_stride_ * threads_) * sizeof(float);
+    if (pointwise_) return 0;
     size_t floats = whole_ ? static_cast<size_t>(Kg_ * P_) : static_cast<size_t>(col_stride_ * threads_);
     return floats * sizeof(float);
   }
@@ -199,6 +204,7 @@ class ConvKernel : public Kernel {
  private:
   void run_depthwise(const KernelIO& io, const float* X, const float* W, const float* B, float* Y) {
     io.pool->parallel_for(N_ * M_, 1, [&](int64_t i0, int64_t i1) {
+      float* scratch = dw_stride_ ? static_cast<float*>(io.scratch) + ThreadPool::thread_index() * dw_stride_ : nullptr;
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t n = i / M_, m = i % M_, c = m / Mg_;
         DwConvArgs a;
@@ -206,6 +212,7 @@ class ConvKernel : public Kernel {
         a.w = W + m * ks_;
         a.y = Y + i * P_;
         a.bias = B ? B[m] : 0.f;
+        a.scratch = scratch;
         for (int d = 0; d < 3; ++d) {
           a.in[d] = win_.in[d];
           a.out[d] = win_.out[d];
@@ -224,6 +231,7 @@ class ConvKernel : public Kernel {
   Window3 win_;
   int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kg_ = 0, P_ = 0;
   int64_t tile_ = 1, ntiles_ = 1, col_stride_ = 0;
+  int64_t dw_stride_ = 0;  // floats of depthwise work space per thread (0: none)
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   Activation act_;
