@@ -259,3 +259,42 @@ def test_conv_depthwise_1d_and_empty(isa, rng):
     model, feeds = conv_model(x, w, kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4)
     out = pyengine.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
     assert out.shape == (0, 4, 9, 9)
+
+
+# Winograd F(2x2, 3x3): 3x3 stride 1, constant weights, >= 16 channels and
+# >= 32 output tiles. Odd output sizes (cut tiles), asymmetric and large pads,
+# tile rows of several images in one block, one block and many (threaded
+# blocks), activations in and out of registers.
+@pytest.mark.parametrize("n,c,h,w,m,pads", [
+    (1, 16, 11, 13, 16, [1, 1, 1, 1]),
+    (2, 17, 9, 11, 19, [0, 1, 2, 0]),
+    (1, 24, 15, 8, 33, [0, 0, 0, 0]),
+    (3, 16, 33, 35, 16, [1, 1, 1, 1]),
+    (5, 20, 4, 4, 18, [1, 1, 1, 1]),
+    (1, 16, 10, 150, 16, [2, 2, 1, 2]),
+])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_winograd(isa, rng, n, c, h, w, m, pads, bias):
+    x, wt = rand(rng, n, c, h, w), rand(rng, m, c, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, m) if bias else None, kernel_shape=[3, 3], pads=pads)
+    assert_matches_ort(model, feeds, **TOL)
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("Sigmoid", {})])
+def test_conv_winograd_fused_activation(isa, rng, act):
+    x, wt = rand(rng, 2, 16, 13, 9), rand(rng, 20, 16, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, 20), act=act, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    assert_matches_ort(model, feeds, **TOL)
+
+
+@pytest.mark.parametrize("n,h,w", [(1, 12, 14), (3, 33, 35)])
+def test_conv_winograd_threads_bit_identical(rng, n, h, w):
+    x, wt = rand(rng, n, 16, h, w), rand(rng, 24, 16, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, 24), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    outs = []
+    for t in (1, 2):
+        so = pyengine.SessionOptions()
+        so.intra_op_num_threads = t
+        outs.append(pyengine.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert_matches_ort(model, feeds, **TOL)

@@ -14,6 +14,7 @@
 
 #include "kernels/conv_dw.h"
 #include "kernels/conv_dw_impl.h"
+#include "kernels/conv_wino_impl.h"
 
 namespace pyengine {
 
@@ -124,6 +125,10 @@ void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
 
 }  // namespace
 
-void fill_conv_avx2(KernelTable& t) { t.conv_dw_plane = conv_dw_plane_f32_avx2; }
+void fill_conv_avx2(KernelTable& t) {
+  t.conv_dw_plane = conv_dw_plane_f32_avx2;
+  t.conv_wino_in = [](const WinoArgs& a) { conv_detail::wino_in(a); };
+  t.conv_wino_out = [](const WinoArgs& a) { conv_detail::wino_out(a); };
+}
 
 }  // namespace pyengine
