@@ -49,8 +49,15 @@ void pad_plane(const DwConvArgs& a, int64_t rows, int64_t rw, float* p) {
       const int64_t hi = std::max(lo, std::min(rw, IW - 1 + pw - q < 0 ? 0 : (IW - 1 + pw - q) / s + 1));
       zero(dst, lo);
       int64_t j = lo;
-      if (s == 1)
+      if (s == 1) {
         for (; j + 8 <= hi; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(xr + j - pw));
+      } else if (s == 2) {  // 8 even (q = 0) or odd (q = 1) columns out of 16 loaded
+        for (; j + 8 <= hi && 2 * j + q - pw + 16 <= IW; j += 8) {
+          const float* src = xr + 2 * j + q - pw;
+          const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 8), _MM_SHUFFLE(2, 0, 2, 0));
+          _mm256_storeu_ps(dst + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+      }
       for (; j < hi; ++j) dst[j] = xr[j * s + q - pw];
       zero(dst + hi, rw - hi);
     }
