@@ -27,12 +27,28 @@ static void wino_in(const WinoArgs& a) {
       const int64_t nj = std::min(kWinoChunk, a.TW - j0);
       for (int r = 0; r < 4; ++r) {  // input row 2th + r - ph, columns 2j + {0,1} - pw
         const int64_t ih = 2 * th + r - a.ph;
-        const bool in = ih >= 0 && ih < a.h;
+        if (ih < 0 || ih >= a.h) {
+          for (int64_t j = 0; j <= nj; ++j) e[r][j] = o[r][j] = 0.f;
+          continue;
+        }
+        const int64_t c0 = 2 * j0 - a.pw;  // input column of the chunk's e[0]
         const float* xr = x + ih * a.w;
-        for (int64_t j = 0; j <= nj; ++j) {
-          const int64_t c = 2 * (j0 + j) - a.pw;
-          e[r][j] = in && c >= 0 && c < a.w ? xr[c] : 0.f;
-          o[r][j] = in && c + 1 >= 0 && c + 1 < a.w ? xr[c + 1] : 0.f;
+        // j with both columns inside the row: c0 + 2j >= 0 and c0 + 2j + 1 < w
+        const int64_t lo = std::min(nj + 1, std::max<int64_t>(0, (1 - c0) / 2));
+        const int64_t hi = std::max(lo, std::min(nj + 1, a.w - c0 <= 1 ? 0 : (a.w - c0) / 2));
+        for (int64_t j = 0; j < lo; ++j) {
+          const int64_t c = c0 + 2 * j;
+          e[r][j] = c >= 0 && c < a.w ? xr[c0 + 2 * j] : 0.f;
+          o[r][j] = c + 1 >= 0 && c + 1 < a.w ? xr[c0 + 2 * j + 1] : 0.f;
+        }
+        for (int64_t j = lo; j < hi; ++j) {
+          e[r][j] = xr[c0 + 2 * j];
+          o[r][j] = xr[c0 + 2 * j + 1];
+        }
+        for (int64_t j = hi; j <= nj; ++j) {
+          const int64_t c = c0 + 2 * j;
+          e[r][j] = c >= 0 && c < a.w ? xr[c0 + 2 * j] : 0.f;
+          o[r][j] = c + 1 >= 0 && c + 1 < a.w ? xr[c0 + 2 * j + 1] : 0.f;
         }
       }
       // columns of the patch: 0 = e[j], 1 = o[j], 2 = e[j+1], 3 = o[j+1]
