@@ -190,7 +190,7 @@ def test_conv_transpose_output_shape(isa, rng):
     assert_matches_ort(model, feeds, **TOL)
 
 
-@pytest.mark.parametrize("case", ["tiles", "whole", "depthwise", "pointwise", "transpose"])
+@pytest.mark.parametrize("case", ["tiles", "whole", "depthwise", "depthwise_s2", "pointwise", "transpose"])
 def test_conv_threads_bit_identical(rng, case):
     op, attrs = "Conv", {}
     if case == "tiles":
@@ -199,6 +199,8 @@ def test_conv_threads_bit_identical(rng, case):
         x, w = rand(rng, 1, 32, 6, 7), rand(rng, 33, 32, 3, 3)
     elif case == "depthwise":
         x, w, attrs = rand(rng, 1, 6, 19, 21), rand(rng, 6, 1, 3, 3), dict(group=6)
+    elif case == "depthwise_s2":
+        x, w, attrs = rand(rng, 2, 5, 19, 45), rand(rng, 5, 1, 3, 3), dict(group=5, strides=[2, 2], pads=[1] * 4)
     elif case == "pointwise":
         x, w = rand(rng, 1, 20, 30, 30), rand(rng, 17, 20, 1, 1)
     else:
@@ -219,3 +221,80 @@ def test_conv_bad_auto_pad_is_unsupported(rng):
     model.graph.node[0].attribute.append(helper.make_attribute("auto_pad", "WEIRD"))
     with pytest.raises(pyengine.errors.UnsupportedOperatorError, match="auto_pad"):
         pyengine.InferenceSession(model.SerializeToString())
+
+
+# Depthwise SIMD path: padded, stride-phase-split plane copy, 32/8-wide blocks
+# and a masked tail; widths around the blocks, strides 1-3, dilation, 3x3 and
+# 5x5 (unrolled) and 2x4 (generic tap loop), asymmetric and zero pads.
+@pytest.mark.parametrize("hw,k,s,d,pads", [
+    ((1, 1), (3, 3), 1, 1, [1, 1, 1, 1]),
+    ((5, 7), (3, 3), 1, 1, [1, 1, 1, 1]),
+    ((4, 8), (3, 3), 2, 1, [1, 1, 1, 1]),
+    ((3, 9), (3, 3), 1, 1, [0, 0, 0, 0]),
+    ((6, 17), (3, 3), 2, 1, [0, 1, 1, 0]),
+    ((3, 33), (3, 3), 1, 1, [1, 1, 1, 1]),
+    ((5, 40), (3, 3), 1, 2, [2, 2, 2, 2]),
+    ((4, 71), (3, 3), 2, 1, [1, 1, 1, 1]),
+    ((7, 70), (5, 5), 1, 1, [2, 2, 2, 2]),
+    ((9, 31), (5, 5), 2, 1, [2, 1, 0, 2]),
+    ((6, 37), (3, 3), 3, 1, [1, 0, 1, 2]),
+    ((5, 12), (2, 4), 1, 1, [0, 1, 1, 2]),
+    ((8, 66), (1, 1), 2, 1, [0, 0, 0, 0]),
+])
+@pytest.mark.parametrize("act", [None, ("Relu", {})])
+def test_conv_depthwise_widths(isa, rng, hw, k, s, d, pads, act):
+    c = 3
+    x = rand(rng, 2, c, *hw)
+    w = rand(rng, 2 * c, 1, *k)
+    model, feeds = conv_model(x, w, rand(rng, 2 * c), act=act, kernel_shape=list(k), strides=[s, s],
+                              dilations=[d, d], pads=pads, group=c)
+    assert_matches_ort(model, feeds, **TOL)
+
+
+def test_conv_depthwise_1d_and_empty(isa, rng):
+    x, w = rand(rng, 1, 4, 45), rand(rng, 4, 1, 3)
+    model, feeds = conv_model(x, w, kernel_shape=[3], strides=[2], pads=[1, 1], group=4)
+    assert_matches_ort(model, feeds, **TOL)
+    x, w = rand(rng, 0, 4, 9, 9), rand(rng, 4, 1, 3, 3)
+    model, feeds = conv_model(x, w, kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4)
+    out = pyengine.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    assert out.shape == (0, 4, 9, 9)
+
+
+# Winograd F(2x2, 3x3): 3x3 stride 1, constant weights, >= 16 channels and
+# >= 32 output tiles. Odd output sizes (cut tiles), asymmetric and large pads,
+# tile rows of several images in one block, one block and many (threaded
+# blocks), activations in and out of registers.
+@pytest.mark.parametrize("n,c,h,w,m,pads", [
+    (1, 16, 11, 13, 16, [1, 1, 1, 1]),
+    (2, 17, 9, 11, 19, [0, 1, 2, 0]),
+    (1, 24, 15, 8, 33, [0, 0, 0, 0]),
+    (3, 16, 33, 35, 16, [1, 1, 1, 1]),
+    (5, 20, 4, 4, 18, [1, 1, 1, 1]),
+    (1, 16, 10, 150, 16, [2, 2, 1, 2]),
+])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_winograd(isa, rng, n, c, h, w, m, pads, bias):
+    x, wt = rand(rng, n, c, h, w), rand(rng, m, c, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, m) if bias else None, kernel_shape=[3, 3], pads=pads)
+    assert_matches_ort(model, feeds, **TOL)
+
+
+@pytest.mark.parametrize("act", [("Relu", {}), ("Sigmoid", {})])
+def test_conv_winograd_fused_activation(isa, rng, act):
+    x, wt = rand(rng, 2, 16, 13, 9), rand(rng, 20, 16, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, 20), act=act, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    assert_matches_ort(model, feeds, **TOL)
+
+
+@pytest.mark.parametrize("n,h,w", [(1, 12, 14), (3, 33, 35)])
+def test_conv_winograd_threads_bit_identical(rng, n, h, w):
+    x, wt = rand(rng, n, 16, h, w), rand(rng, 24, 16, 3, 3)
+    model, feeds = conv_model(x, wt, rand(rng, 24), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    outs = []
+    for t in (1, 2):
+        so = pyengine.SessionOptions()
+        so.intra_op_num_threads = t
+        outs.append(pyengine.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert_matches_ort(model, feeds, **TOL)

@@ -67,8 +67,32 @@ struct DwConvArgs {
   float* y = nullptr;        // output plane [out0][out1][out2]
   float bias = 0.f;
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+  // Per-thread work space of conv_dw_scratch_floats() floats (kernels/conv_dw.h),
+  // or null (then SIMD kernels fall back to the plain loop).
+  float* scratch = nullptr;
 };
 using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
+
+// Winograd F(2x2, 3x3) transforms (kernels/conv_wino_impl.h) for one channel
+// over `units` tile rows: unit u is tile row th = (th0 + u) % TH of image
+// plane x + ((th0 + u) / TH) * plane; each has TW tiles, tile t = u*TW + j
+// covering output rows 2th..2th+1, columns 2j..2j+1. Transformed value xi
+// (0..15) of tile t lives at v[xi * xi_stride + t].
+struct WinoArgs {
+  const float* x = nullptr;  // input: channel planes of every image; output: see below
+  float* y = nullptr;
+  float* v = nullptr;
+  int64_t plane = 0;        // floats between images' planes of this channel
+  int64_t h = 0, w = 0;     // input plane (input transform) or output plane (output transform)
+  int64_t ph = 0, pw = 0;   // padding at the top/left (input transform)
+  int64_t th0 = 0, units = 0, TH = 0, TW = 0;
+  int64_t xi_stride = 0;
+  float bias = 0.f;         // added by the output transform
+};
+// v = B^T d B for each 4x4 input patch d (zero outside the plane).
+using ConvWinoInFn = void (*)(const WinoArgs& a);
+// y = A^T m A + bias for each tile's 4x4 m = a.v values (2x2 outputs, cut at the plane's edge).
+using ConvWinoOutFn = void (*)(const WinoArgs& a);
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
@@ -97,6 +121,8 @@ struct KernelTable {
 
   // --- conv/pool (kernels/*/conv_*.cpp) ---
   ConvDwPlaneFn conv_dw_plane = nullptr;
+  ConvWinoInFn conv_wino_in = nullptr;
+  ConvWinoOutFn conv_wino_out = nullptr;
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
