@@ -307,7 +307,7 @@ def test_convert_fp16_and_opset(models, tmp_path):
 
 
 def test_convert_errors(models, tmp_path):
-    assert_user_error(cli("convert", tmp_path / "ckpt.npz", "-o", tmp_path / "o.onnx"), "not yet supported")
+    assert_user_error(cli("convert", tmp_path / "ckpt.npz", "-o", tmp_path / "o.onnx"), "checkpoint not found")
     assert_user_error(cli("convert", models["mlp"], "-o", tmp_path / "o.onnx", "--opset", "99"),
                       "cannot convert to opset 99")
     assert not (tmp_path / "o.onnx").exists()
@@ -417,3 +417,45 @@ def test_convert_old_ir_model(tmp_path):
     assert m.ir_version < 4
     onnx.checker.check_model(m)
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer)
+
+
+ARCH = """
+from pyengine.train import Sequential, Linear, ReLU, seed
+
+def build():
+    seed(0)
+    return Sequential(Linear(4, 6), ReLU(), Linear(6, 3))
+
+def wider():
+    return Sequential(Linear(4, 7), ReLU(), Linear(7, 3))
+"""
+
+
+def test_convert_trainer_checkpoint(tmp_path):
+    """The checkpoint's weights (not the architecture's fresh ones) end up in the ONNX file."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    from pyengine.train import save_checkpoint
+    arch = tmp_path / "arch.py"
+    arch.write_text(ARCH)
+    spec = importlib.util.spec_from_file_location("arch_mod", arch)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.build()
+    rng = np.random.default_rng(5)
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.data.shape)
+    save_checkpoint(str(tmp_path / "ck.npz"), model)
+    out = tmp_path / "ck.onnx"
+    proc = cli("convert", tmp_path / "ck.npz", "--arch", f"{arch}:build", "--input-shape", "1,4", "-o", out,
+               check_rc=0)
+    assert "wrote" in proc.stdout
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], model.eval().forward(x),
+                               rtol=1e-5, atol=1e-5)
+    assert_user_error(cli("convert", tmp_path / "ck.npz", "-o", tmp_path / "x.onnx"), "--arch")
+    assert_user_error(cli("convert", tmp_path / "ck.npz", "--arch", f"{arch}:wider", "--input-shape", "1,4",
+                          "-o", tmp_path / "y.onnx"), "does not fit")

@@ -28,10 +28,16 @@ def register(sub):
                     "through a Cast to float32, so the arithmetic stays float32). The result is\n"
                     "run in onnxruntime beside the original on random inputs and written only\n"
                     "when the outputs agree (looser tolerance with --fp16).\n"
-                    "Trainer checkpoints (.npz) are not supported yet.",
+                    "A trainer checkpoint (.npz from pyengine.train.save_checkpoint) is\n"
+                    "exported to ONNX instead, given the function that builds its\n"
+                    "architecture (--arch) and one input's shape (--input-shape).",
                     "  pyengine convert model.onnx -o model.opt.onnx\n"
+                    "  pyengine convert ckpt.npz --arch models/train_digits_cnn.py:build \\\n"
+                    "      --input-shape 1,1,8,8 -o digits_cnn.onnx\n"
                     "  pyengine convert model.onnx -o model.fp16.onnx --fp16 --opset 17")
-    p.add_argument("model", help="ONNX model file")
+    p.add_argument("model", help="ONNX model file, or a trainer checkpoint (.npz)")
+    p.add_argument("--arch", help="with a checkpoint: 'file.py:function' or 'module:function' building the model")
+    p.add_argument("--input-shape", help="with a checkpoint: shape of one input, e.g. 1,1,8,8")
     p.add_argument("-o", "--output", required=True, help="where to write the converted model")
     p.add_argument("--opset", type=int, help="target opset of the default domain (onnx.version_converter)")
     p.add_argument("--fp16", action="store_true", help="store float32 weights as float16")
@@ -46,11 +52,18 @@ def register(sub):
 def run(args) -> int:
     from ._common import parse_dims
     style = Style()
-    if args.model.endswith(".npz"):
-        raise CLIError("converting a trainer checkpoint (.npz) to ONNX is not yet supported; "
-                       "export from Python with pyengine.train.to_onnx(model, ...)")
     if os.path.exists(args.output) and not args.force:
         raise CLIError(f"{args.output} exists; use --force to overwrite it")
+    if args.model.endswith(".npz"):
+        from .checkpoint import convert_checkpoint
+        if not os.path.isfile(args.model):
+            raise CLIError(f"checkpoint not found: {args.model}")
+        if not args.arch:
+            raise CLIError("converting a checkpoint needs --arch (the function that builds its architecture)")
+        info = convert_checkpoint(args.model, args.arch, args.input_shape, args.output)
+        err = "" if info["max_abs_err"] is None else f", max abs error vs the trainer {info['max_abs_err']:.2g}"
+        print(f"wrote {args.output}: {info['nodes']} nodes{err}")
+        return 0
     if os.path.abspath(args.output) == os.path.abspath(args.model):
         raise CLIError("the output must be another file than the input")
     original = load_onnx(args.model)
