@@ -1,6 +1,7 @@
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -13,6 +14,26 @@
 namespace pyengine {
 
 namespace {
+// How long a thread spins for the next job (worker) or for the job's end
+// (caller) before it blocks.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class Pred>
+bool spin_until(Pred done) {
+  auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+
 thread_local int tls_thread_index = 0;
 // True while this thread executes chunks of some job: a nested parallel_for
 // (a kernel calling another threaded kernel) then runs inline.
@@ -64,7 +85,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     num_chunks_ = num_chunks;
     next_chunk_.store(0);
     error_ = nullptr;
-    active_workers_ = static_cast<int>(workers_.size());
+    active_workers_.store(static_cast<int>(workers_.size()));
     ++generation_;
   }
   work_cv_.notify_all();
@@ -73,8 +94,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   tls_in_job = true;
   run_chunks(fn, n, num_chunks);
   tls_in_job = false;
+  spin_until([this] { return active_workers_.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [this] { return active_workers_ == 0; });
+  done_cv_.wait(lk, [this] { return active_workers_.load() == 0; });
   fn_ = nullptr;
   if (error_) {
     std::exception_ptr e = error_;
@@ -102,11 +124,12 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     const std::function<void(int64_t, int64_t)>* fn;
     int64_t n, num_chunks;
+    spin_until([&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lk(mu_);
-      work_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      work_cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       fn = fn_;
       n = n_;
       num_chunks = num_chunks_;
@@ -114,7 +137,7 @@ void ThreadPool::worker_loop(int index) {
     run_chunks(*fn, n, num_chunks);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--active_workers_ == 0) done_cv_.notify_one();
+      if (active_workers_.fetch_sub(1) == 1) done_cv_.notify_one();
     }
   }
 }

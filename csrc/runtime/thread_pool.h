@@ -1,5 +1,7 @@
-// A small fork-join thread pool. Workers sleep on a condition variable when
-// idle (no spinning); the calling thread takes part in every job.
+// A small fork-join thread pool. The calling thread takes part in every job.
+// Between jobs a worker spins for a few microseconds (a network's nodes come
+// in quick succession, and waking a sleeping thread costs tens of
+// microseconds), then sleeps on a condition variable: idle threads never spin.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -51,9 +53,11 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t num_chunks_ = 0;
-  uint64_t generation_ = 0;
-  int active_workers_ = 0;
-  bool stop_ = false;
+  // Read without the lock by threads spinning briefly (see kSpin in the .cpp);
+  // written under mu_.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> active_workers_{0};
+  std::atomic<bool> stop_{false};
   std::atomic<int64_t> next_chunk_{0};
   std::exception_ptr error_;  // first exception thrown by a chunk, rethrown by the caller
 };
