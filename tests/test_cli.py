@@ -459,3 +459,26 @@ def test_convert_trainer_checkpoint(tmp_path):
     assert_user_error(cli("convert", tmp_path / "ck.npz", "-o", tmp_path / "x.onnx"), "--arch")
     assert_user_error(cli("convert", tmp_path / "ck.npz", "--arch", f"{arch}:wider", "--input-shape", "1,4",
                           "-o", tmp_path / "y.onnx"), "does not fit")
+
+
+def _real_models():
+    from pyengine import zoo
+    light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    paths = [zoo.path("digits_cnn"), zoo.path("digits_lstm"), os.path.join(light, "light_squeezenet.onnx")]
+    return [p for p in paths if os.path.exists(p)]
+
+
+@pytest.mark.parametrize("path", _real_models(), ids=lambda p: os.path.basename(p))
+def test_commands_on_zoo_and_light_models(path, tmp_path):
+    """info, run, check and bench on real models (the bundled zoo and onnx's light zoo)."""
+    dims = ["--dim", "batch=2"]
+    info, run, check, bench = cli_many([
+        ["info", path, *dims],
+        ["run", path, "--random", *dims, "--output", tmp_path / "o.npz"],
+        ["check", path, *dims],
+        ["bench", path, "--threads", "1", "--runs", "2", "--warmup", "1", *dims],
+    ])
+    assert info.returncode == 0 and "supports every operator" in info.stdout, info.stdout + info.stderr
+    assert run.returncode == 0 and np.load(tmp_path / "o.npz").files, run.stderr
+    assert check.returncode == 0 and "MISMATCH" not in check.stdout, check.stdout + check.stderr
+    assert bench.returncode == 0 and "onnxruntime/pyengine" in bench.stdout, bench.stdout + bench.stderr
