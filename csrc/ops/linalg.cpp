@@ -36,12 +36,10 @@ class GemmKernel : public Kernel {
     if (spec.has_input(2) && beta_ != 0.f) {
       c_shape_ = spec.input(2).shape;
       require_dtype(spec.input(2), DType::Float32, "Gemm input C");
-      int64_t cn = spec.input(2).numel();
       bool row_vec = (c_shape_.size() == 1 && c_shape_[0] == args_.N) || (c_shape_.size() == 2 && c_shape_[0] == 1 && c_shape_[1] == args_.N);
       if (row_vec && args_.N > 1) c_mode_ = CMode::PerCol;
       else if (c_shape_.size() == 2 && c_shape_[1] == 1 && c_shape_[0] == args_.M && args_.M > 1) c_mode_ = CMode::PerRow;
       else c_mode_ = CMode::Full;
-      (void)cn;
       if (c_mode_ != CMode::Full && beta_ != 1.f) scaled_bias_len_ = c_mode_ == CMode::PerCol ? args_.N : args_.M;
     }
   }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...ops.registry import get_opdef
 from ..ir import TensorInfo
-from ..specialize import MAX_FOLDED_BYTES, infer_node, node_error
+from ..specialize import MAX_FOLDED_BYTES, _numel, infer_node, node_error
 
 
 def run(graph) -> bool:
@@ -19,7 +19,7 @@ def run(graph) -> bool:
             continue
         ins = [TensorInfo.of(graph.constants[i]) if i else None for i in node.inputs]
         outs = infer_node(node, opdef, ins)
-        if sum(o.dtype.itemsize * int(_numel(o.shape)) for o in outs) > MAX_FOLDED_BYTES:
+        if sum(o.dtype.itemsize * _numel(o.shape) for o in outs) > MAX_FOLDED_BYTES:
             continue
         try:
             values = [o.value for o in outs] if all(o.value is not None for o in outs) \
@@ -32,10 +32,3 @@ def run(graph) -> bool:
         folded.append(node)
     graph.remove_nodes(folded)
     return bool(folded)
-
-
-def _numel(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
