@@ -22,10 +22,16 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
-def interleaved(fns: dict, rounds: int = 15, inner: int = 0, min_time: float = 0.02) -> dict:
+def interleaved(fns: dict, rounds: int = 15, inner: int = 0, min_time: float = 0.02,
+                settle: float = 0.05) -> dict:
     """Times each callable in `fns` round-robin. Each sample is the mean of
     `inner` calls (chosen so a sample lasts >= min_time). Returns name ->
-    list of per-call seconds, one entry per round."""
+    list of per-call seconds, one entry per round.
+
+    Between samples the process sleeps `settle` seconds: an engine's idle
+    worker threads keep spinning for a while after its last call (onnxruntime
+    spins by default), and on a 2-core machine those spinning threads would
+    take the core the next engine's own workers need."""
     for fn in fns.values():  # warm-up (plans compiled, caches filled)
         fn()
         fn()
@@ -41,6 +47,7 @@ def interleaved(fns: dict, rounds: int = 15, inner: int = 0, min_time: float = 0
             for _ in range(inner):
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner)
+            time.sleep(settle)
     return samples
 
 
