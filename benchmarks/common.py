@@ -3,9 +3,19 @@ same process, interleaved round by round, and reported as medians, because
 the machines are shared and noisy."""
 from __future__ import annotations
 
+import glob
+import os
 import platform
 import statistics
+import sys
 import time
+
+# A checkout with an in-place build (scripts/dev_build.sh) is measured, not an
+# installed pyengine: without this the scripts, run as `python benchmarks/x.py`,
+# would silently time whatever copy site-packages holds.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_ROOT, "pyengine", "_engine*.so")) and _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 def machine() -> str:

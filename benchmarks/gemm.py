@@ -26,6 +26,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402,F401  (puts a built checkout before an installed pyengine)
+
 SQUARE = [63, 64, 128, 255, 256, 512, 1023, 1024, 2048]
 LAYERS = [(m, k, n) for m in (1, 8, 32) for k, n in [(256, 256), (1024, 1024), (4096, 1024), (1024, 4096),
                                                       (4096, 4096)]]
