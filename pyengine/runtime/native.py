@@ -15,6 +15,8 @@ except ImportError as e:  # pragma: no cover - only when the package was not bui
         "pyengine's native extension is missing; install the package with `pip install .` "
         f"(or build it in place with scripts/dev_build.sh): {e}") from None
 
+KernelError = _engine.KernelError  # a kernel rejected its inputs at run time (a ValueError)
+
 _VALID_ISAS = ("auto", "scalar", "avx2", "avx512")
 
 

@@ -16,6 +16,7 @@ from ..onnx_import.convert import to_graph
 from ..onnx_import.loader import load_model
 from ..ops.registry import get_opdef
 from .compile import compile_plan
+from . import input_diagnosis, native
 from .limits import memory_limit
 from .native import thread_pool
 from .options import GraphOptimizationLevel, RunOptions, SessionOptions
@@ -174,8 +175,13 @@ class InferenceSession:
     def run(self, output_names, input_feed: dict, run_options: Optional[RunOptions] = None) -> list:
         arrays = self._check_inputs(input_feed)
         key = tuple(a.shape for a in arrays)
-        compiled = self._plans.get(key) or self._plan_for(key)
-        outs = compiled.run(arrays)
+        try:
+            compiled = self._plans.get(key) or self._plan_for(key)
+            outs = compiled.run(arrays)
+        except (InvalidModelError, native.KernelError) as e:
+            # Say which of the caller's arrays is at fault, not only which node failed.
+            raise type(e)(input_diagnosis.explain(str(e), self._graph, self._input_names,
+                                                  [s.shape for s in self._inputs], key)) from None
         if not output_names:
             return outs
         return [outs[self._output_index(n)] for n in output_names]
