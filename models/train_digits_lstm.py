@@ -42,7 +42,9 @@ from pyengine.train.zoo import publish  # noqa: E402
 
 TARGET = 0.97
 BATCH = 32
-DEFAULTS = dict(epochs=150, hidden=128, layers=2, dropout=0.0, lr=3e-3, wd=0.0, shift=1, clip=5.0, seed=0)
+DEFAULTS = dict(epochs=150, hidden=128, layers=2, dropout=0.0, lr=3e-3, wd=0.0, shift=1, clip=5.0, seed=0,
+                readout="last", bidir=0)
+READOUTS = ("last", "flatten")
 
 SWEEP_NOTES = """
 Choices made on validation accuracy (359 images; ties broken by the lower
@@ -67,24 +69,39 @@ readout 94.7% test, 60 epochs 96.7% test. Hidden 192 was not kept: two
 LSTM(192) are 1.8 MB of weights (the zoo keeps each file under 1 MB).
 """
 
-def build(hidden: int = 128, layers: int = 2, dropout: float = 0.0, seed: int = 0) -> T.Sequential:
+def build(hidden: int = 128, layers: int = 2, dropout: float = 0.0, seed: int = 0,
+          readout: str = DEFAULTS["readout"], bidir: int = DEFAULTS["bidir"]) -> T.Sequential:
     """ImageRows -> `layers` stacked LSTM(hidden) (dropout between them and
-    before the classifier when > 0) -> Linear(hidden, 10): logits."""
+    before the classifier when > 0) -> Linear(., 10): logits. readout "last"
+    classifies the last hidden state (N, hidden); "flatten" classifies the
+    hidden states of all 8 rows side by side (N, 8*hidden), so the classifier
+    sees each row's state directly instead of only what the last step kept.
+    bidir: each LSTM is bidirectional (T.Bidirectional: one reads the rows
+    top to bottom, the other bottom to top; their states are concatenated,
+    2*hidden features)."""
+    if readout not in READOUTS:
+        raise ValueError(f"build: readout must be one of {READOUTS}, got {readout!r}")
     rng = np.random.default_rng(seed)
     mods = [T.ImageRows()]                                          # (N, 1, 8, 8) -> (N, 8, 8)
+    width = 2 * hidden if bidir else hidden                         # features per step out of each LSTM
     for i in range(layers):
-        last = i == layers - 1
-        mods.append(T.LSTM(8 if i == 0 else hidden, hidden, return_sequences=not last, rng=rng))
+        seq = i < layers - 1 or readout == "flatten"
+
+        def lstm():
+            return T.LSTM(8 if i == 0 else width, hidden, return_sequences=seq, rng=rng)
+        mods.append(T.Bidirectional(lstm(), lstm()) if bidir else lstm())
         if dropout > 0:
             mods.append(T.Dropout(dropout, rng=rng))
-    return T.Sequential(*mods, T.Linear(hidden, 10, rng=rng))
+    if readout == "flatten":
+        mods.append(T.Flatten())                                    # (N, 8, width) -> (N, 8*width)
+    return T.Sequential(*mods, T.Linear(width * (8 if readout == "flatten" else 1), 10, rng=rng))
 
 
 def train(cfg: dict, splits: dict, quiet: bool = True):
     """Builds and fits one configuration; returns (logits model, history)."""
     cfg = {**DEFAULTS, **cfg}
     (X, y), (Xv, yv) = splits["train"], splits["val"]
-    body = build(cfg["hidden"], cfg["layers"], cfg["dropout"], cfg["seed"])
+    body = build(cfg["hidden"], cfg["layers"], cfg["dropout"], cfg["seed"], cfg["readout"], cfg["bidir"])
     steps = cfg["epochs"] * -(-len(X) // BATCH)
     schedule = T.CosineLR(steps, cfg["lr"] * 0.02)
     opt = (T.AdamW(body.parameters(), lr=cfg["lr"], weight_decay=cfg["wd"], clip_norm=cfg["clip"], schedule=schedule)
