@@ -68,15 +68,17 @@ LSTM(128), last hidden state, Adam lr 3e-3 with cosine decay to 2% over
 | bidirectional, flatten | 98.89% / 0.0177 | - |
 | bidirectional, + rotations/zoom | 98.61% / 0.0319 | - |
 | hidden 192 (1.8 MB of weights) | 99.44% / 0.0080 | 99.72% / 0.0137 |
+
 Validation accuracy saturates (0-2 errors of 359 for every candidate), so
 the differences above are within seed noise; none beat the shared
 settings. The published model then uses the one change that needs no
 choosing: the chosen recipe is refitted on train and val together (1,438
 images, a third more data) for the same 150 epochs with seed 0, keeping the
-last weights (nothing is held out; the selection runs above restored their
-best epoch at epoch 150 for seed 0 and 63 for seed 1, and validation
-accuracy stays flat to the end). Its accuracy on the test split was
-measured once, after this choice was fixed.
+last weights (nothing is held out; in the selection runs above the best
+validation epoch was 150 for seed 0, and for seed 1 epoch 63, whose last
+epoch was within one validation error of it: 99.16% / 0.0202). Its accuracy
+on the test split was measured once, after this choice was fixed: 10 of
+359 images wrong (97.21%), exactly what the 97% requirement allows.
 
 An earlier sweep (same protocol, seed 0, the trainer before this change)
 had picked the same settings among 100 epochs, hidden 64, dropout 0.2 and
@@ -199,9 +201,9 @@ def main(argv=None) -> int:
 
     T.seed(cfg["seed"])
     splits = {s: load_digits(s) for s in ("train", "val", "test")}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     body, hist = train(cfg, splits, quiet=args.quiet, refit=refit)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     model = T.Sequential(*body.layers, T.Softmax())  # exported: probabilities out
     n_params = sum(p.data.size for p in body.parameters())
     opt_name = "AdamW" if cfg["wd"] else "Adam"
@@ -233,7 +235,8 @@ def main(argv=None) -> int:
                          "schedule": f"cosine to {cfg['lr'] * 0.02:g} over all epochs",
                          "batch size": BATCH, "max epochs": cfg["epochs"], "early stopping": stopping,
                          "dropout": cfg["dropout"], "loss": "softmax cross-entropy", "seed": cfg["seed"],
-                         "training time": f"{seconds:.0f} s wall for this run (BLAS on 1 thread)",
+                         "training time": f"{seconds:.0f} s wall, {cpu:.0f} s CPU for this run (BLAS on 1 thread; "
+                                          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
                          "cost": f"{n_params * 4 / 1024:.0f} KiB of float32 weights, about "
                                  f"{flops_per_sample(body) / 1e6:.2f} MFLOPs per image"},
                   notes=SWEEP_NOTES, command="python models/train_digits_lstm.py")
