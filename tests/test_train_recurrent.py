@@ -10,7 +10,7 @@ import pytest
 import pyengine
 from pyengine.train.export import to_onnx
 from pyengine.train.base import Sequential
-from pyengine.train.recurrent import GRU, LSTM, RNN, ImageRows
+from pyengine.train.recurrent import GRU, LSTM, RNN, Bidirectional, ImageRows
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -213,3 +213,78 @@ def test_digits_lstm_script_smoke(tmp_path):
     out = tmp_path / "digits_lstm.onnx"
     assert script.main(["--epochs", "1", "--hidden", "16", "--quiet", "--target", "0", "--out", str(out)]) == 0
     assert out.exists()
+
+
+# ---- Bidirectional ------------------------------------------------------------
+def _bi(kind, f, h, return_sequences, rng, dtype=np.float32):
+    cls = LAYERS[kind]
+    return Bidirectional(cls(f, h, return_sequences=return_sequences, dtype=dtype, rng=rng),
+                         cls(f, h, return_sequences=return_sequences, dtype=dtype, rng=rng))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_gradients(kind, return_sequences):
+    rng = np.random.default_rng(21)
+    layer = _bi(kind, 3, 4, return_sequences, rng, np.float64)
+    check_gradients(layer, rng.standard_normal((2, 5, 3)), seed=4)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_forward_is_reversed_reference(kind, return_sequences):
+    """Forward half: the ONNX equations in time order; reverse half: the same
+    equations run over the reversed sequence (its states put back in input
+    order; the final state is the one after time step 0)."""
+    rng = np.random.default_rng(8)
+    layer = _bi(kind, 4, 5, return_sequences, rng, np.float64)
+    x = rng.standard_normal((3, 6, 4)) * 2
+    want_f = reference(kind, layer.fwd, x)
+    want_b = reference(kind, layer.bwd, x[:, ::-1])
+    if return_sequences:
+        want_b = want_b[:, ::-1]
+    got = layer.forward(x)
+    assert got.shape == ((3, 6, 10) if return_sequences else (3, 10))
+    np.testing.assert_allclose(got, np.concatenate([want_f, want_b], axis=-1), rtol=1e-12, atol=1e-12)
+
+
+def test_bidirectional_rejects_mismatched_layers():
+    with pytest.raises(TypeError, match="one type"):
+        Bidirectional(LSTM(3, 4), GRU(3, 4))
+    with pytest.raises(ValueError, match="differ"):
+        Bidirectional(LSTM(3, 4), LSTM(3, 5))
+    with pytest.raises(ValueError, match="differ"):
+        Bidirectional(LSTM(3, 4, return_sequences=False), LSTM(3, 4))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("t", [1, 6])
+def test_bidirectional_export_parity(kind, return_sequences, t):
+    """One ONNX node (direction=bidirectional); onnxruntime and pyengine
+    match the trainer at batch 1 and 5, also inside a stack."""
+    rng = np.random.default_rng(31 + t)
+    layer = _bi(kind, 5, 9, return_sequences, rng)
+    proto = _export(layer, 5, t, rng)
+    nodes = [n for n in proto.graph.node if n.op_type == kind.upper()]
+    assert len(nodes) == 1 and any(a.name == "direction" and a.s == b"bidirectional" for a in nodes[0].attribute)
+    ort_sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    pe_sess = pyengine.InferenceSession(proto.SerializeToString())
+    for batch in (1, 5):
+        x = rng.standard_normal((batch, t, 5)).astype(np.float32)
+        want = layer.forward(x)
+        for sess in (ort_sess, pe_sess):
+            got = sess.run(None, {"input": x})[0]
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bidirectional_stack_gradients_and_export():
+    rng = np.random.default_rng(4)
+    model = Sequential(ImageRows(), _bi("lstm", 8, 3, True, rng, np.float64), _bi("lstm", 6, 2, False, rng, np.float64))
+    check_gradients(model, rng.standard_normal((2, 1, 8, 8)))
+    model32 = Sequential(ImageRows(), _bi("lstm", 8, 6, True, rng), _bi("lstm", 12, 4, False, rng))
+    proto = to_onnx(model32, None, np.zeros((1, 1, 8, 8), np.float32))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    xb = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"input": xb})[0], model32.forward(xb), rtol=1e-5, atol=1e-5)

@@ -15,7 +15,7 @@ from .layers import (GELU, AvgPool2D, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2
 from .loop import History, OverfittingWarning, evaluate, fit, load_checkpoint, predict, save_checkpoint
 from .losses import BCE, MSE, BCEWithLogits, Loss, SoftmaxCrossEntropy
 from .optim import SGD, Adam, AdamW, CosineLR, LinearWarmup, Optimizer, StepLR, clip_grad_norm
-from .recurrent import GRU, LSTM, RNN, ImageRows
+from .recurrent import GRU, LSTM, RNN, Bidirectional, ImageRows
 from .attention import (ClsToken, MultiHeadSelfAttention, PatchEmbed, PositionalEmbedding, TokenPool,
                         TransformerEncoderBlock)
 
@@ -27,6 +27,6 @@ __all__ = [
     "Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "BCE", "MSE",
     "Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineLR", "LinearWarmup", "clip_grad_norm",
     "fit", "evaluate", "predict", "History", "OverfittingWarning", "save_checkpoint", "load_checkpoint",
-    "RNN", "LSTM", "GRU", "ImageRows", "MultiHeadSelfAttention", "TransformerEncoderBlock",
+    "RNN", "LSTM", "GRU", "Bidirectional", "ImageRows", "MultiHeadSelfAttention", "TransformerEncoderBlock",
     "PositionalEmbedding", "PatchEmbed", "ClsToken", "TokenPool",
 ]

@@ -13,6 +13,8 @@ The weights are stored exactly as ONNX's RNN/LSTM/GRU operators lay them out
 Gate order: LSTM i, o, f, c; GRU z, r, h (linear_before_reset=1, which is
 also PyTorch's GRU); RNN has one tanh block. onnxruntime supports only
 layout=0 (time-major), so export wraps the node in Transposes.
+Bidirectional pairs two such layers and exports them as one node with
+direction="bidirectional".
 """
 from __future__ import annotations
 
@@ -23,13 +25,22 @@ from .base import Layer, Parameter
 
 
 def _sigmoid(x):
-    # Split by sign so exp never overflows.
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    # sigmoid(x) = (1 + tanh(x/2)) / 2: never overflows, and avoids the
+    # boolean-mask gathers of a split by sign (the hot loop calls it per step).
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+def _matmul_2d(x, w):
+    """(N, T, K) @ (K, G) -> (N, T, G) as one 2-D BLAS product (a 3-D
+    operand makes NumPy run one small product per sample)."""
+    n, t, k = x.shape
+    return (x.reshape(n * t, k) @ w).reshape(n, t, w.shape[1])
+
+
+def _sum_outer(a, b):
+    """sum over (n, t) of outer(a[n, t], b[n, t]): (N, T, G), (N, T, K) -> (G, K).
+    One BLAS matrix product (np.einsum would loop in C without BLAS, far slower)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
 
 
 class _Recurrent(Layer):
@@ -91,12 +102,12 @@ class _Recurrent(Layer):
             dhs = np.zeros((n, t, self.hidden_size), dtype=x.dtype)
             dhs[:, -1] = grad
         dxa = self._backward_steps(dhs)  # gradient of x @ W.T + Wb, (N, T, G*H)
-        self.W.grad += np.einsum("ntg,ntf->gf", dxa, x)
+        self.W.grad += _sum_outer(dxa, x)
         self.Wb.grad += dxa.sum(axis=(0, 1))
-        return dxa @ self.W.data
+        return _matmul_2d(dxa, self.W.data)
 
     def _input_proj(self, x):
-        return x @ self.W.data.T + self.Wb.data
+        return _matmul_2d(x, self.W.data.T) + self.Wb.data
 
     # ---- ONNX export ---------------------------------------------------
     def _extra_attrs(self) -> dict:
@@ -153,7 +164,7 @@ class RNN(_Recurrent):
             dh = dhs[:, s] + dh_next
             da[:, s] = dh * (1.0 - hs[:, s + 1] ** 2)
             dh_next = da[:, s] @ r
-        self.R.grad += np.einsum("nth,ntk->hk", da, hs[:, :-1])
+        self.R.grad += _sum_outer(da, hs[:, :-1])
         self.Rb.grad += da.sum(axis=(0, 1))
         return da
 
@@ -204,7 +215,7 @@ class LSTM(_Recurrent):
             d[:, 3 * h:] = dc * i * (1.0 - c_bar ** 2)          # c~
             dc_next = dc * f
             dh_next = d @ r
-        self.R.grad += np.einsum("ntg,ntk->gk", da, hs[:, :-1])
+        self.R.grad += _sum_outer(da, hs[:, :-1])
         self.Rb.grad += da.sum(axis=(0, 1))
         return da
 
@@ -260,9 +271,75 @@ class GRU(_Recurrent):
             dha[:, s, :2 * h] = dxa[:, s, :2 * h]
             dha[:, s, 2 * h:] = dn * r
             dh_next = dh * z + dha[:, s] @ r_w
-        self.R.grad += np.einsum("ntg,ntk->gk", dha, hs[:, :-1])
+        self.R.grad += _sum_outer(dha, hs[:, :-1])
         self.Rb.grad += dha.sum(axis=(0, 1))
         return dxa
+
+
+class Bidirectional(Layer):
+    """Runs `forward_layer` over the sequence and `backward_layer` over it in
+    reverse time, and concatenates their outputs on the feature axis:
+    (N, T, 2H) with return_sequences (the reverse half at each step t is the
+    state after reading steps T-1..t), else (N, 2H) with the reverse half
+    being its state after the whole reversed sequence (time step 0).
+
+    Both layers must be the same type (RNN, LSTM or GRU) and sizes, and agree
+    on return_sequences. Exported as ONE ONNX node with
+    direction="bidirectional" (weights stacked forward first, as ONNX orders
+    the directions)."""
+
+    def __init__(self, forward_layer: _Recurrent, backward_layer: _Recurrent):
+        super().__init__()
+        f, b = forward_layer, backward_layer
+        if not isinstance(f, _Recurrent) or type(f) is not type(b):
+            raise TypeError(f"Bidirectional: expected two RNN/LSTM/GRU layers of one type, got "
+                            f"{type(f).__name__} and {type(b).__name__}")
+        if (f.input_size, f.hidden_size, f.return_sequences) != (b.input_size, b.hidden_size, b.return_sequences):
+            raise ValueError("Bidirectional: the layers differ in input_size, hidden_size or return_sequences: "
+                             f"{(f.input_size, f.hidden_size, f.return_sequences)} vs "
+                             f"{(b.input_size, b.hidden_size, b.return_sequences)}")
+        self.fwd, self.bwd = f, b
+        self.input_size, self.hidden_size, self.return_sequences = f.input_size, f.hidden_size, f.return_sequences
+
+    def forward(self, x):
+        x = np.asarray(x)
+        yf = self.fwd.forward(x)
+        yb = self.bwd.forward(x[:, ::-1])
+        if self.return_sequences:
+            yb = yb[:, ::-1]  # back to the input's time order
+        return np.concatenate([yf, yb], axis=-1)
+
+    def backward(self, grad):
+        h = self.hidden_size
+        grad = np.asarray(grad)
+        gf, gb = grad[..., :h], grad[..., h:]
+        if self.return_sequences:
+            gb = gb[:, ::-1]
+        return self.fwd.backward(np.ascontiguousarray(gf)) + self.bwd.backward(np.ascontiguousarray(gb))[:, ::-1]
+
+    def export(self, ctx, x: str) -> str:
+        f, b = self.fwd, self.bwd
+        name = type(f).__name__.lower()
+        w = ctx.constant(f"bi{name}_W", np.stack([f.W.data, b.W.data]))
+        r = ctx.constant(f"bi{name}_R", np.stack([f.R.data, b.R.data]))
+        bias = ctx.constant(f"bi{name}_B", np.stack([np.concatenate([l.Wb.data, l.Rb.data]) for l in (f, b)]))
+        xt = ctx.node("Transpose", [x], hint=f"bi{name}_time_major", perm=[1, 0, 2])  # (T, N, F)
+        y = ctx.fresh(f"bi{name}_Y")
+        y_h = ctx.fresh(f"bi{name}_Y_h")
+        # Per-direction attribute lists (RNN's activations) are given once per direction.
+        attrs = {k: v * 2 if isinstance(v, list) else v for k, v in f._extra_attrs().items()}
+        ctx.nodes.append(helper.make_node(f.ONNX_OP, [xt, w, r, bias], [y] if self.return_sequences else ["", y_h],
+                                          name=ctx.fresh(f.ONNX_OP), hidden_size=self.hidden_size,
+                                          direction="bidirectional", **attrs))
+        if self.return_sequences:
+            # Y is (T, 2, N, H) -> (N, T, 2, H) -> (N, T, 2H): forward half first
+            yt = ctx.node("Transpose", [y], hint=f"bi{name}_batch_major", perm=[2, 0, 1, 3])
+            shape = ctx.constant(f"bi{name}_concat", np.array([0, 0, -1], dtype=np.int64))
+        else:
+            # Y_h is (2, N, H) -> (N, 2, H) -> (N, 2H)
+            yt = ctx.node("Transpose", [y_h], hint=f"bi{name}_batch_major", perm=[1, 0, 2])
+            shape = ctx.constant(f"bi{name}_concat", np.array([0, -1], dtype=np.int64))
+        return ctx.node("Reshape", [yt, shape], hint=f"bi{name}_out")
 
 
 class ImageRows(Layer):
