@@ -91,6 +91,14 @@ def test_history_csv(tmp_path):
     assert lines[0] == "epoch,train_loss,train_acc,val_loss,val_acc,lr" and len(lines) == 4
 
 
+def test_history_csv_without_validation_keeps_every_epoch(tmp_path):
+    model, X, y, _, _ = _memorizer(4)
+    hist = T.fit(model, T.SoftmaxCrossEntropy(), T.SGD(model.parameters(), lr=0.01), X, y, epochs=3, quiet=True)
+    hist.to_csv(tmp_path / "c.csv")
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert len(lines) == 4 and lines[3].split(",")[3:5] == ["", ""]  # val columns empty, rows kept
+
+
 def test_checkpoint_round_trip(tmp_path):
     T.seed(5)
     model = T.Sequential(T.Linear(3, 4), T.BatchNorm(4), T.ReLU(), T.Linear(4, 2))

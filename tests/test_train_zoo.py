@@ -53,6 +53,9 @@ def test_zoo_model_reaches_target(name):
     stated = re.search(rf"^\| {split} \| \d+ \| ([\d.]+)% \|", card, re.M)
     assert stated and float(stated.group(1)) == pytest.approx(acc * 100, abs=0.006)
     assert "## Reproduce" in card and (MODELS / f"{name}_curves.csv").exists()
+    pictures = [f"{name}_curves.png"] + ([f"{name}_filters.png"] if name == "digits_cnn" else [])
+    for png in pictures:
+        assert (MODELS / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in card
     if name in ("digits_lstm", "digits_transformer"):
         assert path.stat().st_size < 1 << 20, f"{name}.onnx is over 1 MB"
     assert acc >= TARGETS[name], f"{name}: test accuracy {acc:.4f} < target {TARGETS[name]}"

@@ -43,7 +43,9 @@ class History:
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(cols)
-            for row in zip(*(getattr(self, c) for c in cols)):
+            series = [getattr(self, c) for c in cols]
+            for i in range(len(self.epoch)):  # columns never filled (no validation data) stay empty
+                row = [s[i] if i < len(s) else "" for s in series]
                 w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
 

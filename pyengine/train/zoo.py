@@ -47,6 +47,30 @@ def onnx_accuracy(path, X, y, batch_size: int = 256) -> float:
     return float((pred == np.asarray(y).reshape(-1)).mean())
 
 
+def save_pictures(name: str, out_dir) -> str:
+    """Writes <name>_curves.png (and <name>_filters.png when the model starts
+    with a convolution) from the files publish() wrote; returns the card's
+    sentence about them ('' without matplotlib)."""
+    from . import plots
+    out_dir = Path(out_dir)
+    if not plots.available():
+        print("matplotlib is not installed (pip install 'pyengine[train]'): no PNG pictures written")
+        return ""
+    made = []
+    if plots.read_curves(out_dir / f"{name}_curves.csv"):
+        plots.plot_curves(out_dir / f"{name}_curves.csv", out_dir / f"{name}_curves.png", title=name)
+        made.append(f"plotted in `{name}_curves.png`")
+    try:
+        weights = plots.first_conv_weights(out_dir / f"{name}.onnx")
+    except ValueError:
+        weights = None
+    if weights is not None:
+        plots.plot_filters(weights, out_dir / f"{name}_filters.png",
+                           title=f"{name}: first-layer filters ({weights.shape[0]})")
+        made.append(f"the learned first-layer filters in `{name}_filters.png`")
+    return ("; " + " and ".join(made)) if made else ""
+
+
 def publish(name: str, model: Layer, hist, splits: dict, *, out_dir, title: str, data: str, hyper: dict,
             command: str, notes: str = "") -> dict:
     """Exports models/<name>.onnx, writes <name>_curves.csv and <name>.md;
@@ -56,6 +80,7 @@ def publish(name: str, model: Layer, hist, splits: dict, *, out_dir, title: str,
     X0 = next(iter(splits.values()))[0]
     to_onnx(model, onnx_path, X0[:1])
     hist.to_csv(out_dir / f"{name}_curves.csv")
+    pictures = save_pictures(name, out_dir)
     acc = {s: onnx_accuracy(onnx_path, X, y) for s, (X, y) in splits.items()}
     rows = "\n".join(f"| {s} | {len(y)} | {acc[s] * 100:.2f}% |" for s, (X, y) in splits.items())
     hp = "\n".join(f"- {k}: {v}" for k, v in hyper.items())
@@ -86,7 +111,7 @@ Exported to `{name}.onnx` (opset 17, dynamic batch dimension; input
 {rows}
 
 Learning curves per epoch: `{name}_curves.csv` (train loss/accuracy are means
-over the epoch's training batches, with augmentation and dropout active).
+over the epoch's training batches, with augmentation and dropout active){pictures}.
 {notes}
 ## Reproduce
 ```
