@@ -8,7 +8,7 @@ from onnx import helper, numpy_helper
 
 from .. import _dtypes
 from ..errors import InvalidModelError, UnsupportedOperatorError
-from ..graph.ir import Graph, Node, TensorInfo
+from ..graph.ir import Graph, Node, TensorInfo, aligned
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -44,7 +44,8 @@ def tensor_to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
         _dtypes.to_onnx(arr.dtype)
     except TypeError:
         raise UnsupportedOperatorError(f"{what}: element type {arr.dtype} is not supported") from None
-    return np.asarray(arr, order="C")  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
+    # Aligned, so the plans read large weights in place (one copy in memory).
+    return aligned(np.asarray(arr, order="C"))  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
 
 
 def attribute_value(attr: onnx.AttributeProto, node_name: str):

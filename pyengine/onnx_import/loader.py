@@ -60,21 +60,42 @@ _SKELETON_MAX_BYTES = 1024
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of the model whose large initializers are graph inputs of the
-    same type and shape (their data is checked when it is decoded)."""
-    # ByteSize() does not copy the data out (reading t.raw_data would).
-    big = [t for t in model.graph.initializer if t.ByteSize() > _SKELETON_MAX_BYTES]
+    same type and shape (their data is checked when it is decoded). Built
+    field by field so the large initializers are never copied."""
+    big = [t for t in model.graph.initializer if _stored_nbytes(t) > _SKELETON_MAX_BYTES]
     if not big:
         return model
+    big_names = {t.name for t in big}
     skeleton = onnx.ModelProto()
-    skeleton.CopyFrom(model)
-    keep = [t for t in skeleton.graph.initializer if t.ByteSize() <= _SKELETON_MAX_BYTES]
+    for field, value in model.ListFields():
+        if field.name != "graph":
+            _copy_field(skeleton, field, value)
+    for field, value in model.graph.ListFields():
+        if field.name != "initializer":
+            _copy_field(skeleton.graph, field, value)
+    skeleton.graph.initializer.extend(t for t in model.graph.initializer if t.name not in big_names)
     declared = {vi.name for vi in skeleton.graph.input}
-    del skeleton.graph.initializer[:]
-    skeleton.graph.initializer.extend(keep)
     for t in big:
         if t.name not in declared:
             skeleton.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return skeleton
+
+
+def _stored_nbytes(tensor: onnx.TensorProto) -> int:
+    """The tensor's data size from its dims and type; ByteSize() only for
+    types without a fixed size (it serializes the tensor, a copy of the data)."""
+    n = _expected_nbytes(tensor)
+    return tensor.ByteSize() if n is None else n
+
+
+def _copy_field(dst, field, value) -> None:
+    repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+    if repeated:
+        getattr(dst, field.name).extend(value)
+    elif field.type == field.TYPE_MESSAGE:
+        getattr(dst, field.name).CopyFrom(value)
+    else:
+        setattr(dst, field.name, value)
 
 
 def _copy_types(src: onnx.GraphProto, dst: onnx.GraphProto) -> None:
