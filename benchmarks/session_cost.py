@@ -4,17 +4,28 @@ Each measurement runs in a fresh process (so peak RSS belongs to one engine
 and one model), after one discarded warm-up process per engine and model
 (the model file is in the page cache and Python's bytecode cache is written
 for both engines, as in an installed package; PYTHONDONTWRITEBYTECODE is
-dropped for the children). Medians over --repeat. Columns:
+dropped for the children). NumPy is imported first in every child. Medians
+over --repeat.
 
-- import: `import pyengine` / `import onnxruntime` (after NumPy), not part of
-  create. pyengine loads its operator tables and onnx's schemas lazily, at the
-  first session, so they count in its create; onnxruntime does that work in
-  its import.
-- create: the InferenceSession(...) call.
-- ready: create plus the first run() (pyengine compiles the plan for a
-  dynamic-shaped input at the first run, onnxruntime at creation).
+Time (ms):
+- import: `import pyengine` / `import onnxruntime`.
+- create: the InferenceSession(...) call, import excluded for both engines.
+  pyengine initializes onnx's operator schemas (the checker and shape
+  inference need them) and its own operator tables lazily, at the first
+  session of the process; onnxruntime does the equivalent work in its
+  import. So create also counts per-process one-time work for pyengine only.
+- 2nd create: a second InferenceSession of the same model in the same
+  process: the per-model cost alone.
+- ready: create plus the first run() (pyengine compiles the plan of a
+  dynamic-shaped input at its first run, onnxruntime at creation).
+- cold: import + create + first run, the same accounting for both engines
+  wherever each puts its one-time work.
+
+Peak memory (MB):
 - peak RSS: the process's peak resident memory (VmHWM) after creating the
-  session and running it once, minus VmHWM right after the import.
+  session and running it once, minus VmHWM right after the engine's import.
+- cold peak: the same peak minus VmHWM before the engine's import (so the
+  engine's own import and one-time initialization count for both).
 
     python benchmarks/session_cost.py [--models resnet18,mobilenetv2,...] [--repeat 3]
 """
@@ -44,6 +55,7 @@ def peak_kb():
         return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
 
 engine, path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+pre = peak_kb()
 t_import = time.perf_counter()
 if engine == "pyengine":
     import pyengine as rt
@@ -60,8 +72,10 @@ if mode == "import":
 feeds = dict(np.load(path + ".npz"))
 t0 = time.perf_counter(); sess = make(); t1 = time.perf_counter()
 sess.run(None, feeds); t2 = time.perf_counter()
-print(json.dumps({"import_s": t_import, "create_s": t1 - t0, "ready_s": t2 - t0, "rss_kb": peak_kb(),
-                  "base_kb": base}))
+rss = peak_kb()
+t3 = time.perf_counter(); make(); t4 = time.perf_counter()
+print(json.dumps({"import_s": t_import, "create_s": t1 - t0, "create2_s": t4 - t3, "ready_s": t2 - t0,
+                  "cold_s": t_import + t2 - t0, "peak_kb": rss - base, "cold_peak_kb": rss - pre}))
 """
 
 
@@ -75,9 +89,7 @@ def measure(engine, path, repeat):
 
     child()  # warm-up: page cache, bytecode cache
     runs = [child() for _ in range(repeat)]
-    out = {k: statistics.median(r[k] for r in runs) for k in ("import_s", "create_s", "ready_s")}
-    out["peak_mb"] = statistics.median(r["rss_kb"] - r["base_kb"] for r in runs) / 1024
-    return out
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def main(argv=None):
@@ -86,23 +98,30 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     import numpy as np
-    rows = []
+    times, mems = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (model, make_feeds, _) in collect(args.models.split(",")).items():
             path = os.path.join(tmp, name + ".onnx")
             onnx.save(model, path)
             np.savez(path + ".npz", **make_feeds(model, 1, np.random.default_rng(0)))
             p, o = measure("pyengine", path, args.repeat), measure("onnxruntime", path, args.repeat)
-            row = [name]
-            for key in ("import_s", "create_s", "ready_s"):
-                row += [f"{p[key] * 1e3:.1f} / {o[key] * 1e3:.1f} ms", f"{p[key] / o[key]:.2f}x"]
-            row += [f"{p['peak_mb']:.1f} / {o['peak_mb']:.1f} MB", f"{p['peak_mb'] / max(o['peak_mb'], 1e-9):.2f}x"]
-            rows.append(row)
+            times.append([name] + [_cell(p[k] * 1e3, o[k] * 1e3, "ms") for k in TIME_KEYS])
+            mems.append([name] + [_cell(p[k] / 1024, o[k] / 1024, "MB") for k in MEM_KEYS])
             print(f"  {name}: done", file=sys.stderr)
-    print(f"Machine: {machine()}; 1 thread, fresh process per measurement, median of {args.repeat}\n")
-    print("pyengine / onnxruntime in each cell; see the module docstring for what each column measures\n")
-    print(table(["model", "import", "ratio", "create", "ratio", "ready (create + 1st run)", "ratio",
-                 "peak RSS", "ratio"], rows))
+    print(f"Machine: {machine()}; 1 thread, fresh process per measurement, median of {args.repeat}")
+    print("Cells: pyengine / onnxruntime (ratio); the module docstring says what each column measures.\n")
+    print(table(["model", "import", "create", "2nd create", "ready (create + 1st run)",
+                 "cold (import + create + run)"], times))
+    print()
+    print(table(["model", "peak RSS (after import)", "cold peak RSS (import included)"], mems))
+
+
+TIME_KEYS = ("import_s", "create_s", "create2_s", "ready_s", "cold_s")
+MEM_KEYS = ("peak_kb", "cold_peak_kb")
+
+
+def _cell(a: float, b: float, unit: str) -> str:
+    return f"{a:.1f} / {b:.1f} {unit} ({a / max(b, 1e-9):.2f}x)"
 
 
 if __name__ == "__main__":
