@@ -108,12 +108,12 @@ PYBIND11_MODULE(_engine, m) {
             TensorDesc d = make_desc(dtype, shape);
             if (static_cast<size_t>(c.nbytes()) != d.nbytes())
               throw std::invalid_argument("constant bytes do not match its dtype and shape");
-            if (borrow && d.nbytes() && reinterpret_cast<uintptr_t>(c.data()) % AlignedBuffer::kAlign == 0)
+            if (borrow && d.nbytes() && reinterpret_cast<uintptr_t>(c.data()) % Plan::kBorrowAlign == 0)
               return p.add_borrowed_constant(d, c.data(), keep_alive(c));
             return p.add_constant(d, c.data());
           },
           py::arg("array"), py::arg("dtype"), py::arg("borrow") = false,
-          "borrow=True: read a 64-byte aligned array in place (kept alive by the plan) instead of copying it")
+          "borrow=True: read an aligned array in place (kept alive by the plan) instead of copying it")
       .def("add_node", [](Plan& p, const std::string& op_type, const std::string& name, py::dict attrs,
                           std::vector<int> in_slots, std::vector<int> out_slots) {
         NodeSpec spec;

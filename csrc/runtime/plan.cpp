@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace pyengine {
 
@@ -53,8 +54,8 @@ int Plan::add_constant(const TensorDesc& desc, const void* data) {
 }
 
 int Plan::add_borrowed_constant(const TensorDesc& desc, const void* data, std::shared_ptr<const void> owner) {
-  if (!data || reinterpret_cast<uintptr_t>(data) % AlignedBuffer::kAlign)
-    throw std::invalid_argument("borrowed constants must be 64-byte aligned");
+  if (!data || reinterpret_cast<uintptr_t>(data) % kBorrowAlign)
+    throw std::invalid_argument("borrowed constants must be " + std::to_string(kBorrowAlign) + "-byte aligned");
   Constant c;
   c.data = data;
   c.nbytes = desc.nbytes();

@@ -23,9 +23,12 @@ class Plan {
   int add_input(int index, const TensorDesc& desc);
   int add_output(int index, const TensorDesc& desc);
   int add_constant(const TensorDesc& desc, const void* data);  // data is copied
-  // The plan reads `data` in place (64-byte aligned, never written) and keeps
-  // `owner` alive as long as it does: the session's constants and the plan
-  // share one copy of the weights instead of two.
+  // The plan reads `data` in place (never written) and keeps `owner` alive as
+  // long as it does: the session's constants and the plan share one copy of
+  // the weights instead of two. `data` must be kBorrowAlign-aligned (what
+  // malloc and NumPy give); kernels assume no more of any input (graph inputs
+  // are the caller's arrays too) and pack what they want aligned.
+  static constexpr size_t kBorrowAlign = 16;
   int add_borrowed_constant(const TensorDesc& desc, const void* data, std::shared_ptr<const void> owner);
   int add_arena(size_t offset, const TensorDesc& desc);
   // The same memory as slot `base` seen with another shape (Reshape, Flatten,

@@ -128,15 +128,16 @@ class Graph:
         return f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={self.inputs}, outputs={self.outputs})"
 
 
-# Constants at least this large are kept 64-byte aligned, so native plans can
-# read them in place (borrow) instead of holding a second copy.
-ALIGN = 64
+# Constants at least this large are kept C-contiguous and 16-byte aligned
+# (what malloc and NumPy give anyway), so native plans read them in place
+# (borrow) instead of holding a second copy.
+ALIGN = 16
 BORROW_MIN_BYTES = 4096
 
 
 def aligned(array: np.ndarray) -> np.ndarray:
-    """`array` itself when it is small or already 64-byte aligned and
-    C-contiguous, else an aligned read-only copy (the caller drops the original)."""
+    """`array` itself when it is small or already aligned and C-contiguous,
+    else an aligned read-only copy (the caller drops the original)."""
     array = np.asarray(array)
     if array.nbytes < BORROW_MIN_BYTES or (array.flags.c_contiguous and array.ctypes.data % ALIGN == 0):
         return array

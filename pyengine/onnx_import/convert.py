@@ -9,6 +9,7 @@ from onnx import helper, numpy_helper
 from .. import _dtypes
 from ..errors import InvalidModelError, UnsupportedOperatorError
 from ..graph.ir import Graph, Node, TensorInfo, aligned
+from .loader import _stored_nbytes
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -87,7 +88,11 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     g = model.graph
     if g.sparse_initializer:
         raise UnsupportedOperatorError("sparse initializers are not supported")
-    constants = {t.name: tensor_to_array(t, f"initializer '{t.name}'") for t in g.initializer}
+    # Largest first: each decode briefly holds the tensor's bytes twice, which
+    # then happens while few other arrays exist (a lower peak of memory).
+    order = sorted(range(len(g.initializer)), key=lambda i: -_stored_nbytes(g.initializer[i]))
+    decoded = {i: tensor_to_array(g.initializer[i], f"initializer '{g.initializer[i].name}'") for i in order}
+    constants = {g.initializer[i].name: decoded.pop(i) for i in range(len(g.initializer))}
     infos = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         infos[vi.name] = value_info(vi)

@@ -134,7 +134,8 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
         if name not in slots:
             if name in env and env[name].value is not None:
                 value = np.asarray(env[name].value, order="C")  # (ascontiguousarray makes 0-d 1-d)
-                # Large aligned constants are read in place (kept alive by the plan), not copied.
+                # Large aligned constants are read in place (kept alive by the plan), not copied;
+                # the session keeps them for plans of other input shapes anyway.
                 slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype), True)
             else:
                 raise InvalidModelError(f"value '{name}' is read before any node writes it")

@@ -98,9 +98,10 @@ def _dtype_problem(graph, node, opdef):
 
 
 def _align_constants(graph) -> None:
-    """Large constants made by the passes become 64-byte aligned, so every
-    plan reads them in place: the session's constants (kept to specialize
-    for new input shapes) and the plans share one copy."""
+    """Large constants made by the passes are aligned (copied only in the rare
+    case they are not already), so every plan reads them in place: the
+    session's constants (kept to specialize for new input shapes) and the
+    plans share one copy."""
     for name, value in graph.constants.items():
         graph.constants[name] = aligned(value)
 
