@@ -149,3 +149,40 @@ def test_aligned(shape, dtype, rng):
         t = aligned(a.T)  # non-contiguous: a contiguous aligned copy
         assert t.flags.c_contiguous and t.ctypes.data % ALIGN == 0
         np.testing.assert_array_equal(t, a.T)
+
+
+def test_external_initializers_are_read_straight_into_arrays(tmp_path, rng):
+    """Large external initializers become NumPy arrays without passing through
+    the ModelProto (one copy of the weights at load); small ones and
+    attribute tensors still go through raw_data."""
+    model, (w1, b1, w2) = _mlp(rng)
+    big_c = rng.standard_normal((300, w2.shape[1])).astype(np.float32)  # a Constant node's tensor, large
+    model.graph.node.extend([
+        helper.make_node("Constant", [], ["k"], value=onnx.numpy_helper.from_array(big_c, "k")),
+        helper.make_node("Slice", ["k", "s0", "s1"], ["ks"]),
+        helper.make_node("Add", ["y", "ks"], ["z"])])
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([0], np.int64), "s0"),
+                                    onnx.numpy_helper.from_array(np.array([1], np.int64), "s1")])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["batch", 72]))
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin",
+              size_threshold=0, convert_attribute=True)
+    arrays = {}
+    loaded = loader.load_model(str(path), arrays)
+    assert set(arrays) == {"w1", "w2"}  # b1 (640 bytes) and the small ones are below the skeleton size
+    for t in loaded.graph.initializer:
+        assert t.data_location == onnx.TensorProto.DEFAULT and not t.external_data
+        if t.name in arrays:
+            assert not t.HasField("raw_data") and not t.float_data
+    np.testing.assert_array_equal(arrays["w1"], w1)
+    np.testing.assert_array_equal(arrays["w2"], w2)
+    assert not arrays["w1"].flags.writeable
+    x = rng.standard_normal((3, w1.shape[0])).astype(np.float32)
+    expected = _reference(x, w1, b1, w2) + big_c[:1]
+    sess = pyengine.InferenceSession(str(path))
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)
+    (plan,) = sess._plans.values()
+    assert plan.constant_bytes["borrowed"] >= w1.nbytes + w2.nbytes
+    # Without a dict to receive them, the weights stay in the ModelProto (as before).
+    plain = loader.load_model(str(path))
+    assert {t.name for t in plain.graph.initializer if t.HasField("raw_data")} >= {"w1", "w2"}

@@ -2,6 +2,8 @@
 and Constant nodes to NumPy constants, declared and inferred types kept."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -49,6 +51,17 @@ def tensor_to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
     return aligned(np.asarray(arr, order="C"))  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
 
 
+def _initializer(t: onnx.TensorProto, arrays: dict) -> np.ndarray:
+    arr = arrays.get(t.name)
+    if arr is None:
+        return tensor_to_array(t, f"initializer '{t.name}'")
+    try:
+        _dtypes.to_onnx(arr.dtype)
+    except TypeError:
+        raise UnsupportedOperatorError(f"initializer '{t.name}': element type {arr.dtype} is not supported") from None
+    return aligned(arr)
+
+
 def attribute_value(attr: onnx.AttributeProto, node_name: str):
     if attr.type == onnx.AttributeProto.TENSOR:
         return tensor_to_array(attr.t, f"attribute '{attr.name}' of node '{node_name}'")
@@ -84,14 +97,16 @@ def _constant_node_value(node: onnx.NodeProto, name: str) -> np.ndarray:
     raise InvalidModelError(f"Constant node '{name}' has no value")
 
 
-def to_graph(model: onnx.ModelProto) -> Graph:
+def to_graph(model: onnx.ModelProto, arrays: Optional[dict] = None) -> Graph:
+    """`arrays`: initializers load_model already read into NumPy arrays (by name)."""
     g = model.graph
+    arrays = arrays or {}
     if g.sparse_initializer:
         raise UnsupportedOperatorError("sparse initializers are not supported")
     # Largest first: each decode briefly holds the tensor's bytes twice, which
     # then happens while few other arrays exist (a lower peak of memory).
     order = sorted(range(len(g.initializer)), key=lambda i: -_stored_nbytes(g.initializer[i]))
-    decoded = {i: tensor_to_array(g.initializer[i], f"initializer '{g.initializer[i].name}'") for i in order}
+    decoded = {i: _initializer(g.initializer[i], arrays) for i in order}
     constants = {g.initializer[i].name: decoded.pop(i) for i in range(len(g.initializer))}
     infos = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Union
+import sys
+from typing import Optional, Union
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
@@ -16,8 +18,12 @@ from ..runtime.limits import check_tensor, memory_limit
 ModelSource = Union[str, bytes, os.PathLike, onnx.ModelProto]
 
 
-def load_model(source: ModelSource) -> onnx.ModelProto:
-    """Returns the checked, shape-inferred ModelProto of `source`."""
+def load_model(source: ModelSource, arrays: Optional[dict] = None) -> onnx.ModelProto:
+    """Returns the checked, shape-inferred ModelProto of `source`.
+
+    `arrays`: a dict that receives the large external initializers of the
+    main graph as NumPy arrays, read straight from their files; their
+    TensorProtos then keep no data (pass the dict on to to_graph)."""
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
@@ -37,7 +43,7 @@ def load_model(source: ModelSource) -> onnx.ModelProto:
     else:
         raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}")
 
-    _load_external_data(model, base_dir)
+    _load_external_data(model, base_dir, arrays)
     if model.functions:
         try:
             model = onnx.inliner.inline_local_functions(model)
@@ -219,7 +225,9 @@ def _expected_nbytes(tensor):
     return n
 
 
-def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
+def _read_range(tensor, path: str, location: str, info: dict, into=None):
+    """The tensor's bytes, or, with `into` (a uint8 array of the right size),
+    read straight into it (no intermediate bytes object)."""
     # Opened without following a final symlink and without blocking (a FIFO
     # or device swapped in after the path check must not hang or stream
     # forever), then checked on the open descriptor itself.
@@ -252,15 +260,19 @@ def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
                 f"tensor '{tensor.name}': external data holds {length} bytes, its dims {list(tensor.dims)} and "
                 f"element type need {expected}")
         f.seek(offset)
-        data = f.read(length)
-    if len(data) != length:
+        if into is not None:
+            got = f.readinto(memoryview(into)) if length else 0
+            data = into
+        else:
+            data = f.read(length)
+            got = len(data)
+    if got != length:
         raise InvalidModelError(f"tensor '{tensor.name}': external data file {location!r} changed while reading")
     return data
 
 
-def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
-    tensors = [t for t in external_data_helper._get_all_tensors(model)
-               if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
+def _load_external_data(model: onnx.ModelProto, base_dir, arrays=None) -> None:
+    tensors = [t for t in external_data_helper._get_all_tensors(model) if _is_external(t)]
     if not tensors:
         return
     if base_dir is None:
@@ -268,17 +280,55 @@ def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
             "the model keeps tensors in external files; load it from its path so they can be found")
     real_base = os.path.realpath(base_dir)
     # Several tensors may name the same bytes: the total read is what must fit.
-    total, limit = 0, memory_limit()
-    for tensor in tensors:
+    total = [0, memory_limit()]
+
+    def read(tensor, direct: bool) -> None:
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
         path = _external_file(tensor, location, real_base)
         expected = _expected_nbytes(tensor)
-        total += expected or 0
-        check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total, limit)
-        tensor.raw_data = _read_range(tensor, path, location, info)
+        total[0] += expected or 0
+        check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total[0], total[1])
+        dtype = _direct_dtype(tensor) if direct else None
+        if dtype is not None and expected > _SKELETON_MAX_BYTES:
+            buf = _read_range(tensor, path, location, info, into=np.empty(expected, dtype=np.uint8))
+            arr = buf.view(dtype).reshape(tuple(tensor.dims))
+            arr.flags.writeable = False
+            arrays[tensor.name] = arr  # the TensorProto keeps no data
+        else:
+            tensor.raw_data = _read_range(tensor, path, location, info)
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
+
+    # Large initializers of the main graph go straight into NumPy arrays when
+    # the caller takes them (one copy of the weights, not two or three); the
+    # rest (small ones, attribute tensors) into raw_data.
+    for tensor in model.graph.initializer:
+        if _is_external(tensor):
+            read(tensor, arrays is not None)
+    for tensor in tensors:
+        if _is_external(tensor):  # not an initializer read above
+            read(tensor, False)
+
+
+def _is_external(t) -> bool:
+    return t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
+
+
+# Element types whose external bytes are the NumPy array's bytes as they are
+# (little-endian machines); others (4-bit, float8, bfloat16...) go through onnx.
+_DIRECT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+                 onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
+                 onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT32: np.int32,
+                 onnx.TensorProto.INT64: np.int64, onnx.TensorProto.UINT8: np.uint8,
+                 onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT32: np.uint32,
+                 onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+
+
+def _direct_dtype(tensor):
+    if sys.byteorder != "little" or tensor.data_type not in _DIRECT_TYPES:
+        return None
+    return np.dtype(_DIRECT_TYPES[tensor.data_type])
 
 
 def _check(model: onnx.ModelProto) -> None:

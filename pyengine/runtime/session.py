@@ -140,8 +140,10 @@ class InferenceSession:
         self._options = sess_options or SessionOptions()
         self._memory_limit = memory_limit(getattr(self._options, "_config", None))
         self._providers = self._choose_providers(providers, strict)
-        model = load_model(path_or_bytes)
-        graph = to_graph(model)
+        external: dict = {}  # large external initializers, read straight into arrays
+        model = load_model(path_or_bytes, external)
+        graph = to_graph(model, external)
+        del external
         # The graph holds the weights now: the ModelProto (a second copy of
         # them) is dropped, only its metadata is kept.
         self._metadata = ModelMetadata(model)
