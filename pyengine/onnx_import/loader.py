@@ -280,15 +280,16 @@ def _load_external_data(model: onnx.ModelProto, base_dir, arrays=None) -> None:
             "the model keeps tensors in external files; load it from its path so they can be found")
     real_base = os.path.realpath(base_dir)
     # Several tensors may name the same bytes: the total read is what must fit.
-    total = [0, memory_limit()]
+    total, limit = 0, memory_limit()
 
     def read(tensor, direct: bool) -> None:
+        nonlocal total
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
         path = _external_file(tensor, location, real_base)
         expected = _expected_nbytes(tensor)
-        total[0] += expected or 0
-        check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total[0], total[1])
+        total += expected or 0
+        check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total, limit)
         dtype = _direct_dtype(tensor) if direct else None
         if dtype is not None and expected > _SKELETON_MAX_BYTES:
             buf = _read_range(tensor, path, location, info, into=np.empty(expected, dtype=np.uint8))

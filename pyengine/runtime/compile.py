@@ -1,7 +1,8 @@
 """Specialized graph -> native Plan.
 
 Decides where every value lives (the caller's input and output buffers,
-plan-owned constants, arena offsets, or views of another value), then builds
+constants - read in place from the session's arrays when aligned, else
+copied into the plan -, arena offsets, or views of another value), then builds
 the kernels in order. Graph outputs are written in place into the arrays
 returned to the caller, except where an output must be copied (it is an
 input, a constant, a view, or listed twice).
