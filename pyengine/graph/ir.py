@@ -86,10 +86,10 @@ class Graph:
         return self.constants.get(name)
 
     def fresh_name(self, base: str) -> str:
-        taken = set(self.constants) | set(self.inputs) | {o for n in self.nodes for o in n.outputs}
-        while True:
+        while True:  # (no set of every name built per call: passes call this once per fusion)
             name = f"{base}__{next(self._counter)}"
-            if name not in taken:
+            if name not in self.constants and name not in self.inputs and \
+                    not any(name in n.outputs for n in self.nodes):
                 return name
 
     def add_constant(self, base: str, array: np.ndarray) -> str:
