@@ -1,8 +1,8 @@
 // A compiled execution plan: an immutable list of kernels over slots whose
 // memory is decided ahead of time (graph inputs and outputs are the caller's
 // buffers, constants are owned or borrowed by the plan, every intermediate
-// lives at a fixed offset of an arena). Each run borrows an arena from a pool, so one plan
-// serves several threads at once.
+// lives at a fixed offset of an arena). Each run borrows an arena from a
+// pool, so one plan serves several threads at once.
 #pragma once
 #include <memory>
 #include <mutex>
