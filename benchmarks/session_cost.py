@@ -1,11 +1,11 @@
 """Session creation time and peak memory, pyengine against onnxruntime.
 
 Each measurement runs in a fresh process (so peak RSS belongs to one engine
-and one model), after one discarded warm-up process per engine and model
-(the model file is in the page cache and Python's bytecode cache is written
-for both engines, as in an installed package; PYTHONDONTWRITEBYTECODE is
-dropped for the children). NumPy is imported first in every child. Medians
-over --repeat.
+and one model; the two engines' processes alternate), after one discarded
+warm-up process per engine and model (the model file is in the page cache
+and Python's bytecode cache is written for both engines, as in an installed
+package; PYTHONDONTWRITEBYTECODE is dropped for the children). NumPy is
+imported first in every child. Medians over --repeat.
 
 Time (ms):
 - import: `import pyengine` / `import onnxruntime`.
@@ -79,17 +79,24 @@ print(json.dumps({"import_s": t_import, "create_s": t1 - t0, "create2_s": t4 - t
 """
 
 
-def measure(engine, path, repeat):
+def measure(path, repeat):
+    """Medians per engine; the engines' processes alternate, so a change in
+    the machine's load hits both alike."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["OMP_NUM_THREADS"] = "1"
 
-    def child():
+    def child(engine):
         return json.loads(subprocess.run([sys.executable, "-c", CHILD, engine, path, "run"], capture_output=True,
                                          text=True, check=True, env=env).stdout)
 
-    child()  # warm-up: page cache, bytecode cache
-    runs = [child() for _ in range(repeat)]
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    engines = ("pyengine", "onnxruntime")
+    for engine in engines:
+        child(engine)  # warm-up: page cache, bytecode cache
+    runs = {e: [] for e in engines}
+    for _ in range(repeat):
+        for engine in engines:
+            runs[engine].append(child(engine))
+    return [{k: statistics.median(r[k] for r in runs[e]) for k in runs[e][0]} for e in engines]
 
 
 def main(argv=None):
@@ -104,7 +111,7 @@ def main(argv=None):
             path = os.path.join(tmp, name + ".onnx")
             onnx.save(model, path)
             np.savez(path + ".npz", **make_feeds(model, 1, np.random.default_rng(0)))
-            p, o = measure("pyengine", path, args.repeat), measure("onnxruntime", path, args.repeat)
+            p, o = measure(path, args.repeat)
             times.append([name] + [_cell(p[k] * 1e3, o[k] * 1e3, "ms") for k in TIME_KEYS])
             mems.append([name] + [_cell(p[k] / 1024, o[k] / 1024, "MB") for k in MEM_KEYS])
             print(f"  {name}: done", file=sys.stderr)
