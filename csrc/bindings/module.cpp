@@ -7,6 +7,8 @@
 #include "kernels/dispatch.h"
 #include "runtime/plan.h"
 
+#include <cstdint>
+
 namespace py = pybind11;
 using namespace pyengine;
 
@@ -52,6 +54,22 @@ void check_buffer(const py::array& a, const TensorDesc& want, const char* what, 
                                 shape_str(want.shape));
 }
 
+// A reference to a NumPy array that C++ can hold: released under the GIL
+// (plans die from Python, but the last reference may drop on any thread).
+std::shared_ptr<const void> keep_alive(const py::array& a) {
+  auto* ref = new py::object(a);
+  return std::shared_ptr<const void>(ref, [](const void* p) {
+    auto* obj = static_cast<py::object*>(const_cast<void*>(p));
+    if (!Py_IsInitialized()) {  // interpreter gone: nothing to release
+      obj->release();
+      delete obj;
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    delete obj;
+  });
+}
+
 }  // namespace
 
 namespace pyengine {
@@ -82,14 +100,20 @@ PYBIND11_MODULE(_engine, m) {
       .def("add_view", [](Plan& p, int base, int dtype, std::vector<int64_t> shape) {
         return p.add_view(base, make_desc(dtype, shape));
       })
-      .def("add_constant", [](Plan& p, py::array array, int dtype) {
-        py::array c = py::array::ensure(array, py::array::c_style);
-        std::vector<int64_t> shape(c.shape(), c.shape() + c.ndim());
-        TensorDesc d = make_desc(dtype, shape);
-        if (static_cast<size_t>(c.nbytes()) != d.nbytes())
-          throw std::invalid_argument("constant bytes do not match its dtype and shape");
-        return p.add_constant(d, c.data());
-      })
+      .def(
+          "add_constant",
+          [](Plan& p, py::array array, int dtype, bool borrow) {
+            py::array c = py::array::ensure(array, py::array::c_style);
+            std::vector<int64_t> shape(c.shape(), c.shape() + c.ndim());
+            TensorDesc d = make_desc(dtype, shape);
+            if (static_cast<size_t>(c.nbytes()) != d.nbytes())
+              throw std::invalid_argument("constant bytes do not match its dtype and shape");
+            if (borrow && d.nbytes() && reinterpret_cast<uintptr_t>(c.data()) % Plan::kBorrowAlign == 0)
+              return p.add_borrowed_constant(d, c.data(), keep_alive(c));
+            return p.add_constant(d, c.data());
+          },
+          py::arg("array"), py::arg("dtype"), py::arg("borrow") = false,
+          "borrow=True: read an aligned array in place (kept alive by the plan) instead of copying it")
       .def("add_node", [](Plan& p, const std::string& op_type, const std::string& name, py::dict attrs,
                           std::vector<int> in_slots, std::vector<int> out_slots) {
         NodeSpec spec;
@@ -105,6 +129,8 @@ PYBIND11_MODULE(_engine, m) {
       .def_property_readonly("arena_bytes", &Plan::arena_bytes)
       .def_property_readonly("scratch_bytes", &Plan::scratch_bytes)
       .def_property_readonly("num_nodes", &Plan::num_nodes)
+      .def_property_readonly("owned_constant_bytes", &Plan::owned_constant_bytes)
+      .def_property_readonly("borrowed_constant_bytes", &Plan::borrowed_constant_bytes)
       .def("run", [](Plan& p, const std::vector<py::array>& inputs, std::vector<py::array> outputs) {
         if (inputs.size() != p.num_inputs() || outputs.size() != p.num_outputs())
           throw std::invalid_argument("plan expects " + std::to_string(p.num_inputs()) + " inputs and " +

@@ -1,8 +1,10 @@
 #include "runtime/plan.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace pyengine {
 
@@ -34,13 +36,45 @@ int Plan::add_output(int index, const TensorDesc& desc) {
   return add_slot({SlotKind::Output, static_cast<size_t>(index), desc});
 }
 
-int Plan::add_constant(const TensorDesc& desc, const void* data) {
-  AlignedBuffer buf(std::max<size_t>(desc.nbytes(), 1));
-  if (desc.nbytes()) std::memcpy(buf.data(), data, desc.nbytes());
+int Plan::add_constant_slot(const TensorDesc& desc, Constant c) {
+  if (finalized_) throw std::logic_error("plan already finalized");
   TensorDesc d = desc;
-  d.const_data = buf.data();
-  constants_.push_back(std::move(buf));
+  d.const_data = c.data;
+  constants_.push_back(std::move(c));
   return add_slot({SlotKind::Constant, constants_.size() - 1, d});
+}
+
+int Plan::add_constant(const TensorDesc& desc, const void* data) {
+  Constant c;
+  c.owned.resize(std::max<size_t>(desc.nbytes(), 1));
+  if (desc.nbytes()) std::memcpy(c.owned.data(), data, desc.nbytes());
+  c.data = c.owned.data();
+  c.nbytes = desc.nbytes();
+  return add_constant_slot(desc, std::move(c));
+}
+
+int Plan::add_borrowed_constant(const TensorDesc& desc, const void* data, std::shared_ptr<const void> owner) {
+  if (!data || reinterpret_cast<uintptr_t>(data) % kBorrowAlign)
+    throw std::invalid_argument("borrowed constants must be " + std::to_string(kBorrowAlign) + "-byte aligned");
+  Constant c;
+  c.data = data;
+  c.nbytes = desc.nbytes();
+  c.owner = std::move(owner);
+  return add_constant_slot(desc, std::move(c));
+}
+
+size_t Plan::owned_constant_bytes() const {
+  size_t n = 0;
+  for (const Constant& c : constants_)
+    if (!c.owner) n += c.nbytes;
+  return n;
+}
+
+size_t Plan::borrowed_constant_bytes() const {
+  size_t n = 0;
+  for (const Constant& c : constants_)
+    if (c.owner) n += c.nbytes;
+  return n;
 }
 
 int Plan::add_arena(size_t offset, const TensorDesc& desc) {
@@ -114,7 +148,7 @@ std::unique_ptr<Plan::RunState> Plan::acquire_state() {
   s->out_ptrs.resize(max_arity_);
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& sl = slots_[i];
-    if (sl.kind == SlotKind::Constant) s->slot_ptrs[i] = constants_[sl.index].data();
+    if (sl.kind == SlotKind::Constant) s->slot_ptrs[i] = const_cast<void*>(constants_[sl.index].data);
     else if (sl.kind == SlotKind::Arena) s->slot_ptrs[i] = static_cast<char*>(s->arena.data()) + sl.index;
   }
   return s;

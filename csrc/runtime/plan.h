@@ -1,8 +1,8 @@
 // A compiled execution plan: an immutable list of kernels over slots whose
 // memory is decided ahead of time (graph inputs and outputs are the caller's
-// buffers, constants are owned by the plan, every intermediate lives at a
-// fixed offset of an arena). Each run borrows an arena from a pool, so one plan
-// serves several threads at once.
+// buffers, constants are owned or borrowed by the plan, every intermediate
+// lives at a fixed offset of an arena). Each run borrows an arena from a
+// pool, so one plan serves several threads at once.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -23,6 +23,13 @@ class Plan {
   int add_input(int index, const TensorDesc& desc);
   int add_output(int index, const TensorDesc& desc);
   int add_constant(const TensorDesc& desc, const void* data);  // data is copied
+  // The plan reads `data` in place (never written) and keeps `owner` alive as
+  // long as it does: the session's constants and the plan share one copy of
+  // the weights instead of two. `data` must be kBorrowAlign-aligned (what
+  // malloc and NumPy give); kernels assume no more of any input (graph inputs
+  // are the caller's arrays too) and pack what they want aligned.
+  static constexpr size_t kBorrowAlign = 16;
+  int add_borrowed_constant(const TensorDesc& desc, const void* data, std::shared_ptr<const void> owner);
   int add_arena(size_t offset, const TensorDesc& desc);
   // The same memory as slot `base` seen with another shape (Reshape, Flatten,
   // Squeeze... cost nothing: they are views).
@@ -42,6 +49,10 @@ class Plan {
   size_t arena_bytes() const { return arena_bytes_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
   size_t num_nodes() const { return steps_.size(); }
+  // Bytes of constant data the plan copied into its own buffers, and bytes it
+  // reads from borrowed memory (packed kernel weights are not counted).
+  size_t owned_constant_bytes() const;
+  size_t borrowed_constant_bytes() const;
   const TensorDesc& input_desc(int index) const { return input_descs_.at(index); }
   const TensorDesc& output_desc(int index) const { return output_descs_.at(index); }
   size_t num_inputs() const { return input_descs_.size(); }
@@ -72,7 +83,15 @@ class Plan {
 
   std::shared_ptr<ThreadPool> pool_;
   std::vector<Slot> slots_;
-  std::vector<AlignedBuffer> constants_;
+  struct Constant {
+    AlignedBuffer owned;                 // empty when borrowed
+    const void* data = nullptr;
+    size_t nbytes = 0;
+    std::shared_ptr<const void> owner;  // keeps borrowed memory alive
+  };
+  int add_constant_slot(const TensorDesc& desc, Constant c);
+
+  std::vector<Constant> constants_;
   std::vector<Step> steps_;
   std::vector<TensorDesc> input_descs_, output_descs_;
   size_t arena_bytes_ = 0, scratch_bytes_ = 0, max_arity_ = 0;

@@ -86,10 +86,10 @@ class Graph:
         return self.constants.get(name)
 
     def fresh_name(self, base: str) -> str:
-        taken = set(self.constants) | set(self.inputs) | {o for n in self.nodes for o in n.outputs}
-        while True:
+        while True:  # (no set of every name built per call: passes call this once per fusion)
             name = f"{base}__{next(self._counter)}"
-            if name not in taken:
+            if name not in self.constants and name not in self.inputs and \
+                    not any(name in n.outputs for n in self.nodes):
                 return name
 
     def add_constant(self, base: str, array: np.ndarray) -> str:
@@ -126,6 +126,27 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={self.inputs}, outputs={self.outputs})"
+
+
+# Constants at least this large are kept C-contiguous and 16-byte aligned
+# (what malloc and NumPy give anyway), so native plans read them in place
+# (borrow) instead of holding a second copy.
+ALIGN = 16
+BORROW_MIN_BYTES = 4096
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """`array` itself when it is small or already aligned and C-contiguous,
+    else an aligned read-only copy (the caller drops the original)."""
+    array = np.asarray(array)
+    if array.nbytes < BORROW_MIN_BYTES or (array.flags.c_contiguous and array.ctypes.data % ALIGN == 0):
+        return array
+    buf = np.empty(array.nbytes + ALIGN, dtype=np.uint8)
+    start = -buf.ctypes.data % ALIGN
+    out = buf[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    out.flags.writeable = False
+    return out
 
 
 def attr_value(node: Node, name: str, default: Any = None) -> Any:

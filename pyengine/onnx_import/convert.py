@@ -2,13 +2,16 @@
 and Constant nodes to NumPy constants, declared and inferred types kept."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from .. import _dtypes
 from ..errors import InvalidModelError, UnsupportedOperatorError
-from ..graph.ir import Graph, Node, TensorInfo
+from ..graph.ir import Graph, Node, TensorInfo, aligned
+from .loader import _stored_nbytes
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -44,7 +47,19 @@ def tensor_to_array(t: onnx.TensorProto, what: str) -> np.ndarray:
         _dtypes.to_onnx(arr.dtype)
     except TypeError:
         raise UnsupportedOperatorError(f"{what}: element type {arr.dtype} is not supported") from None
-    return np.asarray(arr, order="C")  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
+    # Aligned, so the plans read large weights in place (one copy in memory).
+    return aligned(np.asarray(arr, order="C"))  # (np.ascontiguousarray would turn a 0-d tensor into 1-d)
+
+
+def _initializer(t: onnx.TensorProto, arrays: dict) -> np.ndarray:
+    arr = arrays.get(t.name)
+    if arr is None:
+        return tensor_to_array(t, f"initializer '{t.name}'")
+    try:
+        _dtypes.to_onnx(arr.dtype)
+    except TypeError:
+        raise UnsupportedOperatorError(f"initializer '{t.name}': element type {arr.dtype} is not supported") from None
+    return aligned(arr)
 
 
 def attribute_value(attr: onnx.AttributeProto, node_name: str):
@@ -82,11 +97,17 @@ def _constant_node_value(node: onnx.NodeProto, name: str) -> np.ndarray:
     raise InvalidModelError(f"Constant node '{name}' has no value")
 
 
-def to_graph(model: onnx.ModelProto) -> Graph:
+def to_graph(model: onnx.ModelProto, arrays: Optional[dict] = None) -> Graph:
+    """`arrays`: initializers load_model already read into NumPy arrays (by name)."""
     g = model.graph
+    arrays = arrays or {}
     if g.sparse_initializer:
         raise UnsupportedOperatorError("sparse initializers are not supported")
-    constants = {t.name: tensor_to_array(t, f"initializer '{t.name}'") for t in g.initializer}
+    # Largest first: each decode briefly holds the tensor's bytes twice, which
+    # then happens while few other arrays exist (a lower peak of memory).
+    order = sorted(range(len(g.initializer)), key=lambda i: -_stored_nbytes(g.initializer[i]))
+    decoded = {i: _initializer(g.initializer[i], arrays) for i in order}
+    constants = {g.initializer[i].name: decoded.pop(i) for i in range(len(g.initializer))}
     infos = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         infos[vi.name] = value_info(vi)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Union
+import sys
+from typing import Optional, Union
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
@@ -16,8 +18,12 @@ from ..runtime.limits import check_tensor, memory_limit
 ModelSource = Union[str, bytes, os.PathLike, onnx.ModelProto]
 
 
-def load_model(source: ModelSource) -> onnx.ModelProto:
-    """Returns the checked, shape-inferred ModelProto of `source`."""
+def load_model(source: ModelSource, arrays: Optional[dict] = None) -> onnx.ModelProto:
+    """Returns the checked, shape-inferred ModelProto of `source`.
+
+    `arrays`: a dict that receives the large external initializers of the
+    main graph as NumPy arrays, read straight from their files; their
+    TensorProtos then keep no data (pass the dict on to to_graph)."""
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
@@ -37,7 +43,7 @@ def load_model(source: ModelSource) -> onnx.ModelProto:
     else:
         raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}")
 
-    _load_external_data(model, base_dir)
+    _load_external_data(model, base_dir, arrays)
     if model.functions:
         try:
             model = onnx.inliner.inline_local_functions(model)
@@ -60,21 +66,42 @@ _SKELETON_MAX_BYTES = 1024
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of the model whose large initializers are graph inputs of the
-    same type and shape (their data is checked when it is decoded)."""
-    # ByteSize() does not copy the data out (reading t.raw_data would).
-    big = [t for t in model.graph.initializer if t.ByteSize() > _SKELETON_MAX_BYTES]
+    same type and shape (their data is checked when it is decoded). Built
+    field by field so the large initializers are never copied."""
+    big = [t for t in model.graph.initializer if _stored_nbytes(t) > _SKELETON_MAX_BYTES]
     if not big:
         return model
+    big_names = {t.name for t in big}
     skeleton = onnx.ModelProto()
-    skeleton.CopyFrom(model)
-    keep = [t for t in skeleton.graph.initializer if t.ByteSize() <= _SKELETON_MAX_BYTES]
+    for field, value in model.ListFields():
+        if field.name != "graph":
+            _copy_field(skeleton, field, value)
+    for field, value in model.graph.ListFields():
+        if field.name != "initializer":
+            _copy_field(skeleton.graph, field, value)
+    skeleton.graph.initializer.extend(t for t in model.graph.initializer if t.name not in big_names)
     declared = {vi.name for vi in skeleton.graph.input}
-    del skeleton.graph.initializer[:]
-    skeleton.graph.initializer.extend(keep)
     for t in big:
         if t.name not in declared:
             skeleton.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return skeleton
+
+
+def _stored_nbytes(tensor: onnx.TensorProto) -> int:
+    """The tensor's data size from its dims and type; ByteSize() only for
+    types without a fixed size (it serializes the tensor, a copy of the data)."""
+    n = _expected_nbytes(tensor)
+    return tensor.ByteSize() if n is None else n
+
+
+def _copy_field(dst, field, value) -> None:
+    repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+    if repeated:
+        getattr(dst, field.name).extend(value)
+    elif field.type == field.TYPE_MESSAGE:
+        getattr(dst, field.name).CopyFrom(value)
+    else:
+        setattr(dst, field.name, value)
 
 
 def _copy_types(src: onnx.GraphProto, dst: onnx.GraphProto) -> None:
@@ -198,7 +225,9 @@ def _expected_nbytes(tensor):
     return n
 
 
-def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
+def _read_range(tensor, path: str, location: str, info: dict, into=None):
+    """The tensor's bytes, or, with `into` (a uint8 array of the right size),
+    read straight into it (no intermediate bytes object)."""
     # Opened without following a final symlink and without blocking (a FIFO
     # or device swapped in after the path check must not hang or stream
     # forever), then checked on the open descriptor itself.
@@ -231,15 +260,19 @@ def _read_range(tensor, path: str, location: str, info: dict) -> bytes:
                 f"tensor '{tensor.name}': external data holds {length} bytes, its dims {list(tensor.dims)} and "
                 f"element type need {expected}")
         f.seek(offset)
-        data = f.read(length)
-    if len(data) != length:
+        if into is not None:
+            got = f.readinto(memoryview(into)) if length else 0
+            data = into
+        else:
+            data = f.read(length)
+            got = len(data)
+    if got != length:
         raise InvalidModelError(f"tensor '{tensor.name}': external data file {location!r} changed while reading")
     return data
 
 
-def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
-    tensors = [t for t in external_data_helper._get_all_tensors(model)
-               if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL]
+def _load_external_data(model: onnx.ModelProto, base_dir, arrays=None) -> None:
+    tensors = [t for t in external_data_helper._get_all_tensors(model) if _is_external(t)]
     if not tensors:
         return
     if base_dir is None:
@@ -248,16 +281,55 @@ def _load_external_data(model: onnx.ModelProto, base_dir) -> None:
     real_base = os.path.realpath(base_dir)
     # Several tensors may name the same bytes: the total read is what must fit.
     total, limit = 0, memory_limit()
-    for tensor in tensors:
+
+    def read(tensor, direct: bool) -> None:
+        nonlocal total
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
         path = _external_file(tensor, location, real_base)
         expected = _expected_nbytes(tensor)
         total += expected or 0
         check_tensor(tensor.name, f"external data in {location!r}; all external tensors so far", total, limit)
-        tensor.raw_data = _read_range(tensor, path, location, info)
+        dtype = _direct_dtype(tensor) if direct else None
+        if dtype is not None and expected > _SKELETON_MAX_BYTES:
+            buf = _read_range(tensor, path, location, info, into=np.empty(expected, dtype=np.uint8))
+            arr = buf.view(dtype).reshape(tuple(tensor.dims))
+            arr.flags.writeable = False
+            arrays[tensor.name] = arr  # the TensorProto keeps no data
+        else:
+            tensor.raw_data = _read_range(tensor, path, location, info)
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
+
+    # Large initializers of the main graph go straight into NumPy arrays when
+    # the caller takes them (one copy of the weights, not two or three); the
+    # rest (small ones, attribute tensors) into raw_data.
+    for tensor in model.graph.initializer:
+        if _is_external(tensor):
+            read(tensor, arrays is not None)
+    for tensor in tensors:
+        if _is_external(tensor):  # not an initializer read above
+            read(tensor, False)
+
+
+def _is_external(t) -> bool:
+    return t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
+
+
+# Element types whose external bytes are the NumPy array's bytes as they are
+# (little-endian machines); others (4-bit, float8, bfloat16...) go through onnx.
+_DIRECT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+                 onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
+                 onnx.TensorProto.INT16: np.int16, onnx.TensorProto.INT32: np.int32,
+                 onnx.TensorProto.INT64: np.int64, onnx.TensorProto.UINT8: np.uint8,
+                 onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT32: np.uint32,
+                 onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+
+
+def _direct_dtype(tensor):
+    if sys.byteorder != "little" or tensor.data_type not in _DIRECT_TYPES:
+        return None
+    return np.dtype(_DIRECT_TYPES[tensor.data_type])
 
 
 def _check(model: onnx.ModelProto) -> None:

@@ -1,7 +1,8 @@
 """Specialized graph -> native Plan.
 
 Decides where every value lives (the caller's input and output buffers,
-plan-owned constants, arena offsets, or views of another value), then builds
+constants - read in place from the session's arrays when aligned, else
+copied into the plan -, arena offsets, or views of another value), then builds
 the kernels in order. Graph outputs are written in place into the arrays
 returned to the caller, except where an output must be copied (it is an
 input, a constant, a view, or listed twice).
@@ -26,6 +27,12 @@ class CompiledPlan:
     output_shapes: list
     arena_bytes: int
     num_steps: int
+
+    @property
+    def constant_bytes(self) -> dict:
+        """Constant data the plan holds: copied into its own buffers, or read
+        in place from the session's arrays (testing hook; packed weights excluded)."""
+        return {"owned": int(self.plan.owned_constant_bytes), "borrowed": int(self.plan.borrowed_constant_bytes)}
 
     def run(self, arrays: list) -> list:
         outs = [np.empty(s, dtype=d) for s, d in zip(self.output_shapes, self.output_dtypes)]
@@ -128,7 +135,9 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
         if name not in slots:
             if name in env and env[name].value is not None:
                 value = np.asarray(env[name].value, order="C")  # (ascontiguousarray makes 0-d 1-d)
-                slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype))
+                # Large aligned constants are read in place (kept alive by the plan), not copied;
+                # the session keeps them for plans of other input shapes anyway.
+                slots[name] = plan.add_constant(value, _dtypes.to_onnx(value.dtype), True)
             else:
                 raise InvalidModelError(f"value '{name}' is read before any node writes it")
         return slots[name]

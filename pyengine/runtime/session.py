@@ -10,7 +10,7 @@ import numpy as np
 from .. import _dtypes
 from ..errors import InputError, InputTypeError, InvalidModelError, UnsupportedOperatorError
 from ..graph import passes
-from ..graph.ir import TensorInfo
+from ..graph.ir import TensorInfo, aligned
 from ..graph.specialize import specialize
 from ..onnx_import.convert import to_graph
 from ..onnx_import.loader import load_model
@@ -98,6 +98,15 @@ def _dtype_problem(graph, node, opdef):
     return None
 
 
+def _align_constants(graph) -> None:
+    """Large constants made by the passes are aligned (copied only in the rare
+    case they are not already), so every plan reads them in place: the
+    session's constants (kept to specialize for new input shapes) and the
+    plans share one copy."""
+    for name, value in graph.constants.items():
+        graph.constants[name] = aligned(value)
+
+
 class _InputSpec:
     __slots__ = ("name", "dtype", "shape", "rank", "static_dims")
 
@@ -132,14 +141,22 @@ class InferenceSession:
         self._options = sess_options or SessionOptions()
         self._memory_limit = memory_limit(getattr(self._options, "_config", None))
         self._providers = self._choose_providers(providers, strict)
-        self._model = load_model(path_or_bytes)
-        graph = to_graph(self._model)
+        external: dict = {}  # large external initializers, read straight into arrays
+        model = load_model(path_or_bytes, external)
+        graph = to_graph(model, external)
+        del external
+        # The graph holds the weights now: the ModelProto (a second copy of
+        # them) is dropped, only its metadata is kept.
+        self._metadata = ModelMetadata(model)
+        del model
         check_supported(graph)
         self._declared = dict(graph.infos)
         self._input_names = list(graph.inputs)
         self._output_names = list(graph.outputs)
         level = int(self._options.graph_optimization_level)
         self._graph = passes.optimize(graph, level)
+        del graph  # constants replaced by the passes (folded BatchNorm weights...) are freed here
+        _align_constants(self._graph)
         self._inputs = [_InputSpec(n, self._declared.get(n, TensorInfo())) for n in self._input_names]
         self._pool = thread_pool(int(self._options.intra_op_num_threads or 0))
         self._plans: dict = {}
@@ -167,7 +184,7 @@ class InferenceSession:
         return self._options
 
     def get_modelmeta(self) -> ModelMetadata:
-        return ModelMetadata(self._model)
+        return self._metadata
 
     def set_providers(self, providers=None, provider_options=None) -> None:
         self._providers = self._choose_providers(providers)

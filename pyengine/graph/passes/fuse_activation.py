@@ -56,6 +56,7 @@ def run(graph) -> bool:
         node.attrs["activation"], node.attrs["activation_alpha"], node.attrs["activation_beta"] = params
         node.outputs = [act.outputs[0]]
         removed.append(act)
-        consumers = graph.consumers()
+        # `consumers` stays valid for every output still to be matched (the
+        # activation's output keeps its readers): not rebuilt (quadratic).
     graph.remove_nodes(removed)
     return bool(removed)

@@ -70,6 +70,7 @@ def run(graph) -> bool:
         if fuse(graph, node, add):
             node.outputs = [add.outputs[0]]
             removed.append(add)
-            consumers = graph.consumers()
+            # `consumers` stays valid for every output still to be matched (the
+            # Add's output keeps its readers): not rebuilt (quadratic).
     graph.remove_nodes(removed)
     return bool(removed)

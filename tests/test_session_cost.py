@@ -1,0 +1,188 @@
+"""Session memory: plans read the session's (aligned) constants in place
+instead of holding a second copy, the ModelProto is not kept, and sessions
+still specialize correctly for new input shapes afterwards."""
+import gc
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import pyengine
+from oracle import make_model
+from pyengine.graph.ir import ALIGN, BORROW_MIN_BYTES, aligned
+from pyengine.onnx_import import loader
+from pyengine.runtime import session as session_mod
+
+
+def _mlp(rng, k=96, n=160, m=72):
+    """x[batch, k] -> MatMul W1 -> Add b1 -> Relu -> MatMul W2 (W2 also a graph output)."""
+    w1 = rng.standard_normal((k, n)).astype(np.float32)
+    b1 = rng.standard_normal(n).astype(np.float32)
+    w2 = rng.standard_normal((n, m)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
+             helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["y"])]
+    x = rng.standard_normal((2, k)).astype(np.float32)
+    model = make_model(nodes, {"x": x}, ["y"], {"w1": w1, "b1": b1, "w2": w2}, input_shapes={"x": ["batch", k]})
+    return model, (w1, b1, w2)
+
+
+def _reference(x, w1, b1, w2):
+    return np.maximum(x @ w1 + b1, 0) @ w2
+
+
+def test_plan_holds_one_copy_of_large_weights(rng):
+    model, (w1, b1, w2) = _mlp(rng)
+    sess = pyengine.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((3, w1.shape[0])).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(x, w1, b1, w2), rtol=1e-4, atol=1e-4)
+    (plan,) = sess._plans.values()
+    held = plan.constant_bytes
+    large = w1.nbytes + w2.nbytes
+    # The large weights are read in place from the session's arrays, not copied into the plan ...
+    assert held["borrowed"] >= large
+    assert held["owned"] < BORROW_MIN_BYTES
+    # ... so the plan holds no more constant data than the model has (no second copy).
+    assert held["owned"] + held["borrowed"] <= w1.nbytes + b1.nbytes + w2.nbytes
+    for name in ("w1", "w2"):
+        assert sess._graph.constants[name].ctypes.data % ALIGN == 0
+
+
+def test_new_batch_sizes_after_creation_and_eviction(rng, monkeypatch):
+    """Plans for new shapes are built from the same constants after earlier
+    plans were compiled and evicted; every shape gives the right result."""
+    monkeypatch.setattr(session_mod, "_PLAN_CACHE_SIZE", 2)
+    model, weights = _mlp(rng)
+    sess = pyengine.InferenceSession(model.SerializeToString())
+    for batch in (1, 5, 2, 7, 1, 5, 0, 3):
+        x = rng.standard_normal((batch, weights[0].shape[0])).astype(np.float32)
+        gc.collect()
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(x, *weights), rtol=1e-4, atol=1e-4)
+    assert len(sess._plans) <= 2
+
+
+def test_plan_keeps_borrowed_constants_alive(rng):
+    """A compiled plan outlives its session: the arrays it borrows stay valid."""
+    model, weights = _mlp(rng)
+    sess = pyengine.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((4, weights[0].shape[0])).astype(np.float32)
+    expected = sess.run(None, {"x": x})[0]
+    (plan,) = sess._plans.values()
+    del sess
+    gc.collect()
+    junk = [np.full(w.shape, 7.0, np.float32) for w in weights for _ in range(3)]  # reuse freed memory, if any
+    np.testing.assert_array_equal(plan.run([x])[0], expected)
+    del junk
+
+
+def test_folded_constants_are_aligned_and_borrowed(rng):
+    """Weights the passes create (BatchNorm folded into Conv) are realigned, so the plan borrows them too."""
+    c, k = 16, 24
+    w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+    bn = [rng.uniform(0.5, 1.5, k).astype(np.float32), rng.standard_normal(k).astype(np.float32),
+          rng.standard_normal(k).astype(np.float32), rng.uniform(0.5, 1.5, k).astype(np.float32)]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"])]
+    x = rng.standard_normal((1, c, 9, 9)).astype(np.float32)
+    model = make_model(nodes, {"x": x}, ["y"], dict(zip("wgbmv", [w] + bn)))
+    sess = pyengine.InferenceSession(model.SerializeToString())
+    assert "BatchNormalization" not in [n.op_type for n in sess._graph.nodes]
+    from oracle import assert_matches_ort
+    assert_matches_ort(model, {"x": x}, rtol=1e-4, atol=1e-4)
+    (plan,) = sess._plans.values()
+    assert plan.constant_bytes["borrowed"] >= w.nbytes
+    assert plan.constant_bytes["owned"] < BORROW_MIN_BYTES
+
+
+def test_model_proto_not_kept_and_source_untouched(rng):
+    model, weights = _mlp(rng)
+    model.producer_name = "cost-test"
+    model.doc_string = "doc"
+    helper.set_model_props(model, {"k": "v"})
+    before = model.SerializeToString()
+    sess = pyengine.InferenceSession(model)
+    assert model.SerializeToString() == before
+    assert not any(isinstance(v, onnx.ModelProto) for v in vars(sess).values())
+    meta = sess.get_modelmeta()
+    assert (meta.producer_name, meta.description, meta.custom_metadata_map) == ("cost-test", "doc", {"k": "v"})
+    x = rng.standard_normal((2, weights[0].shape[0])).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(x, *weights), rtol=1e-4, atol=1e-4)
+
+
+def test_skeleton_keeps_every_field_but_large_initializers(rng):
+    model, _ = _mlp(rng)
+    model.doc_string = "doc"
+    helper.set_model_props(model, {"k": "v"})
+    model.graph.doc_string = "graph doc"
+    model.graph.value_info.append(helper.make_tensor_value_info("h", onnx.TensorProto.FLOAT, ["batch", 160]))
+    small = onnx.numpy_helper.from_array(np.arange(4, dtype=np.int64), "small")
+    model.graph.initializer.append(small)
+    skeleton = loader._skeleton(model)
+    assert skeleton is not model
+    assert [t.name for t in skeleton.graph.initializer] == ["b1", "small"]  # b1: 640 bytes
+    assert {"w1", "w2"} <= {vi.name for vi in skeleton.graph.input}
+    expected = onnx.ModelProto()
+    expected.CopyFrom(model)
+    del expected.graph.initializer[:]
+    expected.graph.initializer.extend(t for t in model.graph.initializer if t.name in ("b1", "small"))
+    for t in model.graph.initializer:
+        if t.name in ("w1", "w2"):
+            expected.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    assert skeleton == expected
+
+
+@pytest.mark.parametrize("shape,dtype", [((), np.float32), ((0, 5), np.float32), ((3,), np.int64),
+                                         ((33, 65), np.float32), ((1025,), np.float16), ((7, 9, 31), np.int8)])
+def test_aligned(shape, dtype, rng):
+    a = np.asarray(rng.standard_normal(shape) * 50).astype(dtype)
+    for src in (a, np.frombuffer(b"\0" + a.tobytes(), dtype=np.uint8)[1:].view(dtype).reshape(shape)):
+        out = aligned(src)
+        assert out.shape == a.shape and out.dtype == a.dtype
+        np.testing.assert_array_equal(out, a)
+        if a.nbytes >= BORROW_MIN_BYTES:
+            assert out.ctypes.data % ALIGN == 0 and out.flags.c_contiguous
+            if src.ctypes.data % ALIGN:
+                assert not out.flags.writeable
+        else:
+            assert out is src
+    if a.ndim == 2 and a.nbytes >= BORROW_MIN_BYTES:
+        t = aligned(a.T)  # non-contiguous: a contiguous aligned copy
+        assert t.flags.c_contiguous and t.ctypes.data % ALIGN == 0
+        np.testing.assert_array_equal(t, a.T)
+
+
+def test_external_initializers_are_read_straight_into_arrays(tmp_path, rng):
+    """Large external initializers become NumPy arrays without passing through
+    the ModelProto (one copy of the weights at load); small ones and
+    attribute tensors still go through raw_data."""
+    model, (w1, b1, w2) = _mlp(rng)
+    big_c = rng.standard_normal((300, w2.shape[1])).astype(np.float32)  # a Constant node's tensor, large
+    model.graph.node.extend([
+        helper.make_node("Constant", [], ["k"], value=onnx.numpy_helper.from_array(big_c, "k")),
+        helper.make_node("Slice", ["k", "s0", "s1"], ["ks"]),
+        helper.make_node("Add", ["y", "ks"], ["z"])])
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([0], np.int64), "s0"),
+                                    onnx.numpy_helper.from_array(np.array([1], np.int64), "s1")])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["batch", 72]))
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin",
+              size_threshold=0, convert_attribute=True)
+    arrays = {}
+    loaded = loader.load_model(str(path), arrays)
+    assert set(arrays) == {"w1", "w2"}  # b1 (640 bytes) and the small ones are below the skeleton size
+    for t in loaded.graph.initializer:
+        assert t.data_location == onnx.TensorProto.DEFAULT and not t.external_data
+        if t.name in arrays:
+            assert not t.HasField("raw_data") and not t.float_data
+    np.testing.assert_array_equal(arrays["w1"], w1)
+    np.testing.assert_array_equal(arrays["w2"], w2)
+    assert not arrays["w1"].flags.writeable
+    x = rng.standard_normal((3, w1.shape[0])).astype(np.float32)
+    expected = _reference(x, w1, b1, w2) + big_c[:1]
+    sess = pyengine.InferenceSession(str(path))
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)
+    (plan,) = sess._plans.values()
+    assert plan.constant_bytes["borrowed"] >= w1.nbytes + w2.nbytes
+    # Without a dict to receive them, the weights stay in the ModelProto (as before).
+    plain = loader.load_model(str(path))
+    assert {t.name for t in plain.graph.initializer if t.HasField("raw_data")} >= {"w1", "w2"}
