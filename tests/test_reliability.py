@@ -300,7 +300,10 @@ def test_rss_flat_with_changing_batch_sizes_beyond_the_plan_cache():
     sess = pyengine.InferenceSession(cnn_model().SerializeToString())
     xs = {b: np.ones((b, 3, 16, 16), np.float32) for b in range(1, 41)}
     g = growth(sess, lambda i: {"x": xs[1 + i % 40]}, runs=240, warmup=120)
-    assert g["growth_mib"] < 6.0, g
+    # Every one of the 240 runs compiles a plan (cyclic shapes defeat the FIFO
+    # cache), so leaking plans would grow RSS by hundreds of MiB; what stays is
+    # allocator fragmentation, a few MiB that vary with the machine's load.
+    assert g["growth_mib"] < 16.0, g
     assert len(sess._plans) <= 32
 
 
