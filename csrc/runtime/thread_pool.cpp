@@ -78,25 +78,31 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     tls_in_job = false;
     return;
   }
+  uint32_t gen;
   {
     std::lock_guard<std::mutex> lk(mu_);
     fn_ = &fn;
     n_ = n;
     num_chunks_ = num_chunks;
-    next_chunk_.store(0);
     error_ = nullptr;
-    active_workers_.store(static_cast<int>(workers_.size()));
-    ++generation_;
+    failed_.store(false);
+    done_chunks_.store(0);
+    gen = static_cast<uint32_t>(generation_.load() + 1);
+    claim_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
   // The caller works too; chunk i always covers the same range whoever runs it.
   tls_thread_index = 0;
   tls_in_job = true;
-  run_chunks(fn, n, num_chunks);
+  run_chunks(gen, fn, n, num_chunks);
   tls_in_job = false;
-  spin_until([this] { return active_workers_.load(std::memory_order_acquire) == 0; });
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [this] { return active_workers_.load() == 0; });
+  auto finished = [this, num_chunks] { return done_chunks_.load(std::memory_order_acquire) == num_chunks; };
+  if (!spin_until(finished)) {
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, finished);
+  }
+  std::lock_guard<std::mutex> lk(mu_);
   fn_ = nullptr;
   if (error_) {
     std::exception_ptr e = error_;
@@ -105,14 +111,28 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
 }
 
-void ThreadPool::run_chunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t num_chunks) {
-  for (int64_t c = next_chunk_.fetch_add(1); c < num_chunks; c = next_chunk_.fetch_add(1)) {
-    try {
-      fn(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!error_) error_ = std::current_exception();
-      next_chunk_.store(num_chunks);  // skip what is left
+void ThreadPool::run_chunks(uint32_t gen, const std::function<void(int64_t, int64_t)>& fn, int64_t n,
+                            int64_t num_chunks) {
+  for (;;) {
+    uint64_t v = claim_.load(std::memory_order_acquire);
+    int64_t c;
+    do {
+      if (static_cast<uint32_t>(v >> 32) != gen) return;  // a later job: not ours to run
+      c = static_cast<int64_t>(v & 0xffffffffu);
+      if (c >= num_chunks) return;
+    } while (!claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel));
+    if (!failed_.load(std::memory_order_relaxed)) {
+      try {
+        fn(chunk_begin(c, num_chunks, n), chunk_begin(c + 1, num_chunks, n));
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true);
+      }
+    }
+    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == num_chunks) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller may be about to wait on done_cv_
+      done_cv_.notify_one();
     }
   }
 }
@@ -134,11 +154,9 @@ void ThreadPool::worker_loop(int index) {
       n = n_;
       num_chunks = num_chunks_;
     }
-    run_chunks(*fn, n, num_chunks);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (active_workers_.fetch_sub(1) == 1) done_cv_.notify_one();
-    }
+    // fn is only called after claiming a chunk of generation `seen`, which
+    // keeps the caller (and fn) waiting until that chunk is done.
+    if (fn) run_chunks(static_cast<uint32_t>(seen), *fn, n, num_chunks);
   }
 }
 

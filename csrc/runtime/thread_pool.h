@@ -41,7 +41,9 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void run_chunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t num_chunks);
+  // Claims and runs chunks of job `gen` until none is left; returns how many it ran.
+  void run_chunks(uint32_t gen, const std::function<void(int64_t, int64_t)>& fn, int64_t n,
+                  int64_t num_chunks);
 
   int num_threads_;
   std::vector<std::thread> workers_;
@@ -56,9 +58,15 @@ class ThreadPool {
   // Read without the lock by threads spinning briefly (see kSpin in the .cpp);
   // written under mu_.
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> active_workers_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<int64_t> next_chunk_{0};
+  // The next unclaimed chunk, tagged with its job's generation in the high 32
+  // bits: a worker that wakes after its job is finished cannot claim a chunk
+  // of the next job with the old job's function. The caller waits for
+  // finished chunks, not for every worker to check in, so a worker the OS
+  // has not scheduled yet never delays the job's end.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> done_chunks_{0};
+  std::atomic<bool> failed_{false};  // a chunk threw: the rest are skipped
   std::exception_ptr error_;  // first exception thrown by a chunk, rethrown by the caller
 };
 
