@@ -1,0 +1,27 @@
+// AVX-512 direct convolution: 16 positions per vector, blocks of up to 8
+// output channels x 3 vectors (24 accumulators of the 32 registers).
+#include <immintrin.h>
+
+#include "kernels/conv_direct_impl.h"
+
+namespace pyengine {
+
+namespace {
+struct Avx512 {
+  using reg = __m512;
+  static constexpr int64_t kLanes = 16;
+  static constexpr int kMaxMB = 4, kMaxPB = 6;  // conv_direct_cl
+  static constexpr int kMaxCB = 8, kMaxNV = 3;
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg set1(float v) { return _mm512_set1_ps(v); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+};
+}  // namespace
+
+void fill_conv_direct_avx512(KernelTable& t) {
+  t.conv_direct = conv_direct_detail::conv_direct<Avx512>;
+  t.conv_direct_cl = conv_direct_detail::conv_direct_cl<Avx512>;
+}
+
+}  // namespace pyengine
