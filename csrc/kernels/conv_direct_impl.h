@@ -9,6 +9,7 @@
 // of channels or positions never falls back to a slower loop. Every output is
 // the same chain bias, (c, t) FMAs whatever block it falls in.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/dispatch.h"
@@ -73,18 +74,29 @@ void conv_direct(const ConvDirectArgs& a) {
 
 // --- channels in lanes (conv_direct_cl) ---
 // PB positions x MB vectors of output channels in registers; each (c, t)
-// step loads MB weight vectors and broadcasts PB input values.
+// step loads MB weight vectors and broadcasts PB input values. Input
+// channels are taken in chunks whose weights stay in L1 (kClChunkFloats)
+// while every position block passes over them; a block's partial sums wait
+// in y between chunks (stored and reloaded exactly, so each output is still
+// one FMA chain: bias, then every (c, t) in order).
+constexpr int64_t kClChunkFloats = 4096;
+
 template <class V, int MB, int PB>
-void cl_block(const ConvDirectArgs& a, int64_t m, int64_t p) {
+void cl_block(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t c0, int64_t c1) {
   typename V::reg acc[PB][MB];
-  for (int v = 0; v < MB; ++v) {
-    const typename V::reg b = V::load(a.bias + m + v * V::kLanes);
-    for (int i = 0; i < PB; ++i) acc[i][v] = b;
+  if (c0 == 0) {
+    for (int v = 0; v < MB; ++v) {
+      const typename V::reg b = V::load(a.bias + m + v * V::kLanes);
+      for (int i = 0; i < PB; ++i) acc[i][v] = b;
+    }
+  } else {
+    for (int i = 0; i < PB; ++i)
+      for (int v = 0; v < MB; ++v) acc[i][v] = V::load(a.y + (p + i) * a.y_ld + m + v * V::kLanes);
   }
   int64_t off[PB];
   for (int i = 0; i < PB; ++i) off[i] = a.pos[p + i];
   const int64_t T = a.T;
-  for (int64_t c = 0; c < a.C; ++c) {
+  for (int64_t c = c0; c < c1; ++c) {
     const float* xc = a.x + c * a.x_plane;
     const float* wc = a.w + c * T * a.w_ld + m;
     for (int64_t t = 0; t < T; ++t) {
@@ -103,18 +115,22 @@ void cl_block(const ConvDirectArgs& a, int64_t m, int64_t p) {
 }
 
 template <class V, int MB, int PB>
-void cl_positions_rest(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t n) {
+void cl_positions_rest(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t n, int64_t c0, int64_t c1) {
   if constexpr (PB > 0) {
-    if (n == PB) return cl_block<V, MB, PB>(a, m, p);
-    cl_positions_rest<V, MB, PB - 1>(a, m, p, n);
+    if (n == PB) return cl_block<V, MB, PB>(a, m, p, c0, c1);
+    cl_positions_rest<V, MB, PB - 1>(a, m, p, n, c0, c1);
   }
 }
 
 template <class V, int MB>
 void cl_positions(const ConvDirectArgs& a, int64_t m) {
-  int64_t p = a.p0;
-  for (; p + V::kMaxPB <= a.p1; p += V::kMaxPB) cl_block<V, MB, V::kMaxPB>(a, m, p);
-  if (p < a.p1) cl_positions_rest<V, MB, V::kMaxPB - 1>(a, m, p, a.p1 - p);
+  const int64_t chunk = std::max<int64_t>(1, kClChunkFloats / (a.T * MB * V::kLanes));
+  for (int64_t c0 = 0; c0 < a.C; c0 += chunk) {
+    const int64_t c1 = std::min(a.C, c0 + chunk);
+    int64_t p = a.p0;
+    for (; p + V::kMaxPB <= a.p1; p += V::kMaxPB) cl_block<V, MB, V::kMaxPB>(a, m, p, c0, c1);
+    if (p < a.p1) cl_positions_rest<V, MB, V::kMaxPB - 1>(a, m, p, a.p1 - p, c0, c1);
+  }
 }
 
 template <class V, int MB>
@@ -125,6 +141,19 @@ void cl_channels_rest(const ConvDirectArgs& a, int64_t m, int64_t nvec) {
   }
 }
 
+// out[m][i] = y[i][m]: one gather of kLanes positions (stride y_ld) per
+// channel, the position tail one by one.
+template <class V>
+void cl_transpose(const ConvDirectArgs& a) {
+  for (int64_t m = a.m0; m < a.m1; ++m) {
+    float* o = a.out + m * a.out_ld;
+    const float* src = a.y + m;
+    int64_t i = a.p0;
+    for (; i + V::kLanes <= a.p1; i += V::kLanes) V::store(o + i, V::gather(src + i * a.y_ld, a.y_ld));
+    for (; i < a.p1; ++i) o[i] = src[i * a.y_ld];
+  }
+}
+
 template <class V>
 void conv_direct_cl(const ConvDirectArgs& a) {
   constexpr int64_t step = V::kMaxMB * V::kLanes;
@@ -132,6 +161,7 @@ void conv_direct_cl(const ConvDirectArgs& a) {
   int64_t m = a.m0;
   for (; m + step <= end; m += step) cl_positions<V, V::kMaxMB>(a, m);
   if (m < end) cl_channels_rest<V, V::kMaxMB - 1>(a, m, (end - m) / V::kLanes);
+  if (a.out) cl_transpose<V>(a);
 }
 
 }  // namespace conv_direct_detail

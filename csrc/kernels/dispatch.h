@@ -121,6 +121,10 @@ struct ConvDirectArgs {
   int64_t y_ld = 0, Q = 0, m0 = 0, m1 = 0;
   const int64_t* pos = nullptr;  // conv_direct_cl only
   int64_t p0 = 0, p1 = 0;
+  // conv_direct_cl: when set, the results are also transposed into
+  // out[m * out_ld + i] for m in [m0, m1), i in [p0, p1) (y is then work space).
+  float* out = nullptr;
+  int64_t out_ld = 0;
 };
 using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // --- end small-cnn ---

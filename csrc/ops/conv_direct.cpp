@@ -14,8 +14,8 @@
 //
 // With 16 or more output channels the other layout usually wastes less:
 // channels in the vector lanes (table_.conv_direct_cl), one broadcast input
-// value per valid output position, results [P][M] transposed into Y. The
-// layout is chosen from the fraction of lanes each one fills (16-lane
+// value per valid output position, results [P][M] transposed into Y by
+// the kernel. The layout is chosen from the fraction of lanes each one fills (16-lane
 // vectors for both ISAs, so the choice is the same on every machine).
 //
 // Threads: images are spread over the threads (per-thread pad + result
@@ -167,8 +167,9 @@ class DirectConvKernel : public Kernel {
       a.pos = pos_.data();
       a.p0 = 0;
       a.p1 = P_;
+      a.out = y;
+      a.out_ld = P_;
       table_.conv_direct_cl(a);
-      transpose(tmp, y, m0, m1);
     } else {
       a.y_ld = y_ld_;
       table_.conv_direct(a);
@@ -182,17 +183,6 @@ class DirectConvKernel : public Kernel {
       }
     }
     if (act_.kind != Activation::None) table_.activation(y + m0 * P_, y + m0 * P_, (m1 - m0) * P_, act_);
-  }
-
-  // y[m][p] = tmp[p][m] for m in [m0, m1), in 8x8 tiles (both sides stay in L1).
-  void transpose(const float* tmp, float* y, int64_t m0, int64_t m1) const {
-    constexpr int64_t b = 8;
-    for (int64_t mb = m0; mb < m1; mb += b)
-      for (int64_t pb = 0; pb < P_; pb += b) {
-        const int64_t me = std::min(m1, mb + b), pe = std::min(P_, pb + b);
-        for (int64_t m = mb; m < me; ++m)
-          for (int64_t p = pb; p < pe; ++p) y[m * P_ + p] = tmp[p * w_ld_ + m];
-      }
   }
 
   const KernelTable& table_;

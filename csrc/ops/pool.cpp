@@ -8,7 +8,9 @@
 // without Indices take a row path (pool_rows_f32): the kh input rows of an
 // output row are first reduced elementwise into one row (contiguous, so the
 // compiler vectorizes it), then each output reduces kw neighbours of that row
-// (2x2 stride 2 has its own loop). Small tensors run on the calling thread.
+// (2x2 stride 2 has its own loop; when those windows tile the input exactly,
+// all planes are one run of row pairs). Small tensors run on the calling
+// thread.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -93,6 +95,31 @@ class PoolKernel : public Kernel {
     }
     const int64_t in_plane = win_.in_size(), out_plane = win_.out_size();
     if constexpr (std::is_same<T, float>::value) {
+      if (rows_ && tiled2x2_) {  // every output row pools two whole input rows
+        const float* xf = X;
+        float* yf = Y;
+        const int64_t IW = win_.in[2], OW = win_.out[2];
+        const bool is_max = mode_ == PoolMode::Max;
+        io.pool->parallel_for(planes_ * win_.out[1], std::max<int64_t>(1, kPoolChunk / (2 * IW)),
+                              [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* a = xf + 2 * r * IW;
+            const float* b = a + IW;
+            float* y = yf + r * OW;
+            // same operations as pool_rows_f32: rows first, then neighbours
+            if (is_max)
+              for (int64_t i = 0; i < OW; ++i) {
+                const float u0 = b[2 * i] > a[2 * i] ? b[2 * i] : a[2 * i];
+                const float u1 = b[2 * i + 1] > a[2 * i + 1] ? b[2 * i + 1] : a[2 * i + 1];
+                y[i] = u1 > u0 ? u1 : u0;
+              }
+            else
+              for (int64_t i = 0; i < OW; ++i)
+                y[i] = ((a[2 * i] + b[2 * i]) + (a[2 * i + 1] + b[2 * i + 1])) / 4.f;
+          }
+        });
+        return;
+      }
       if (rows_) {
         const float* xf = X;
         float* yf = Y;
@@ -208,6 +235,8 @@ class PoolKernel : public Kernel {
     rows_ = dtype_ == DType::Float32 && !with_indices_ && mode_ != PoolMode::Lp && w.in[0] == 1 && w.out[0] == 1 &&
             w.k[0] == 1 && w.pb[0] == 0 && w.d[1] == 1 && w.d[2] == 1;
     if (!rows_) return;
+    tiled2x2_ = w.k[1] == 2 && w.k[2] == 2 && w.s[1] == 2 && w.s[2] == 2 && w.pb[1] == 0 && w.pb[2] == 0 &&
+                w.in[1] == 2 * w.out[1] && w.in[2] == 2 * w.out[2];
     row_stride_ = (w.in[2] + 15) / 16 * 16;
     cnt_h_.resize(static_cast<size_t>(w.out[1]));
     cnt_w_.resize(static_cast<size_t>(w.out[2]));
@@ -302,7 +331,7 @@ class PoolKernel : public Kernel {
   static constexpr int64_t kPoolChunk = 64 * 1024;
 
   PoolMode mode_;
-  bool rows_ = false;
+  bool rows_ = false, tiled2x2_ = false;  // tiled2x2_: 2x2 stride 2 windows cover the input exactly
   int threads_ = 1;
   int64_t grain_ = 1, row_stride_ = 0;
   std::vector<int64_t> cnt_h_, cnt_w_;

@@ -17,6 +17,11 @@ struct Avx2 {
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg gather(const float* p, int64_t stride) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(static_cast<int>(stride)));
+    return _mm256_i32gather_ps(p, idx, 4);
+  }
 };
 }  // namespace
 

@@ -16,6 +16,11 @@ struct Avx512 {
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg gather(const float* p, int64_t stride) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(static_cast<int>(stride)));
+    return _mm512_i32gather_ps(idx, p, 4);
+  }
 };
 }  // namespace
 

@@ -32,6 +32,7 @@ void conv_direct_cl_ref(const ConvDirectArgs& a) {
         for (int64_t t = 0; t < a.T; ++t) acc += x[a.taps[t]] * w[t * a.w_ld];
       }
       y[m] = acc;
+      if (a.out) a.out[m * a.out_ld + i] = acc;
     }
   }
 }
