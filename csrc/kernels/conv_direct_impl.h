@@ -24,19 +24,16 @@ void block(const ConvDirectArgs& a, int64_t m, int64_t q) {
     const typename V::reg b = V::set1(a.bias[m + j]);
     for (int v = 0; v < NV; ++v) acc[j][v] = b;
   }
-  const int64_t T = a.T;
-  for (int64_t c = 0; c < a.C; ++c) {
-    const float* xc = a.x + c * a.x_plane + q;
-    const float* wc = a.w + c * T * a.w_ld + m;
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = xc + a.taps[t];
-      const float* wt = wc + t * a.w_ld;
-      typename V::reg xv[NV];
-      for (int v = 0; v < NV; ++v) xv[v] = V::load(xt + v * V::kLanes);
-      for (int j = 0; j < CB; ++j) {
-        const typename V::reg wv = V::set1(wt[j]);
-        for (int v = 0; v < NV; ++v) acc[j][v] = V::fma(xv[v], wv, acc[j][v]);
-      }
+  const float* x = a.x + q;
+  const float* wt = a.w + m;
+  const int64_t steps = a.C * a.T;
+  for (int64_t s = 0; s < steps; ++s, wt += a.w_ld) {
+    const float* xt = x + a.offs[s];
+    typename V::reg xv[NV];
+    for (int v = 0; v < NV; ++v) xv[v] = V::load(xt + v * V::kLanes);
+    for (int j = 0; j < CB; ++j) {
+      const typename V::reg wv = V::set1(wt[j]);
+      for (int v = 0; v < NV; ++v) acc[j][v] = V::fma(xv[v], wv, acc[j][v]);
     }
   }
   for (int j = 0; j < CB; ++j)
@@ -95,19 +92,14 @@ void cl_block(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t c0, int64_t
   }
   int64_t off[PB];
   for (int i = 0; i < PB; ++i) off[i] = a.pos[p + i];
-  const int64_t T = a.T;
-  for (int64_t c = c0; c < c1; ++c) {
-    const float* xc = a.x + c * a.x_plane;
-    const float* wc = a.w + c * T * a.w_ld + m;
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = xc + a.taps[t];
-      const float* wt = wc + t * a.w_ld;
-      typename V::reg wv[MB];
-      for (int v = 0; v < MB; ++v) wv[v] = V::load(wt + v * V::kLanes);
-      for (int i = 0; i < PB; ++i) {
-        const typename V::reg xb = V::set1(xt[off[i]]);
-        for (int v = 0; v < MB; ++v) acc[i][v] = V::fma(wv[v], xb, acc[i][v]);
-      }
+  const float* wt = a.w + c0 * a.T * a.w_ld + m;
+  for (int64_t s = c0 * a.T, s1 = c1 * a.T; s < s1; ++s, wt += a.w_ld) {
+    const float* xt = a.x + a.offs[s];
+    typename V::reg wv[MB];
+    for (int v = 0; v < MB; ++v) wv[v] = V::load(wt + v * V::kLanes);
+    for (int i = 0; i < PB; ++i) {
+      const typename V::reg xb = V::set1(xt[off[i]]);
+      for (int v = 0; v < MB; ++v) acc[i][v] = V::fma(wv[v], xb, acc[i][v]);
     }
   }
   for (int i = 0; i < PB; ++i)

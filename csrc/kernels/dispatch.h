@@ -114,6 +114,9 @@ struct ConvDirectArgs {
   int64_t x_plane = 0, C = 0;
   const int64_t* taps = nullptr;
   int64_t T = 0;
+  // offs[c * T + t] = c * x_plane + taps[t]: the SIMD kernels run one loop
+  // over all (c, t) steps (a short loop over the taps mispredicts its exit).
+  const int64_t* offs = nullptr;
   const float* w = nullptr;
   int64_t w_ld = 0;
   const float* bias = nullptr;  // w_ld entries

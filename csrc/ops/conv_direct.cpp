@@ -81,6 +81,8 @@ class DirectConvKernel : public Kernel {
     threads_ = std::max(1, spec.num_threads);
     for (int64_t kh = 0; kh < w.k[1]; ++kh)
       for (int64_t kw = 0; kw < w.k[2]; ++kw) taps_.push_back(kh * w.d[1] * PW_ + kw * w.d[2]);
+    for (int64_t c = 0; c < C_; ++c)
+      for (int64_t t = 0; t < T_; ++t) offs_.push_back(c * x_plane_ + taps_[static_cast<size_t>(t)]);
     for (int64_t oh = 0; oh < OH_; ++oh)
       for (int64_t ow = 0; ow < OW_; ++ow) pos_.push_back(oh * PW_ + ow);
     // Weights [M][C][T] -> [C][T][w_ld] (zero-padded): a tap's weights for
@@ -155,6 +157,7 @@ class DirectConvKernel : public Kernel {
     a.C = C_;
     a.taps = taps_.data();
     a.T = T_;
+    a.offs = offs_.data();
     a.w = wp_.data();
     a.w_ld = w_ld_;
     a.bias = bias;
@@ -191,7 +194,7 @@ class DirectConvKernel : public Kernel {
   int64_t T_ = 0, Q_ = 0, y_ld_ = 0, w_ld_ = 0, x_plane_ = 0, slot_ = 0, macs_ = 0;
   int threads_ = 1;
   bool has_bias_ = false, split_ = false, chan_ = false;
-  std::vector<int64_t> taps_, pos_;
+  std::vector<int64_t> taps_, offs_, pos_;
   std::vector<float> wp_;
   Activation act_;
 };
