@@ -206,3 +206,12 @@ def test_pool_2x2(isa, rng, op, shape):
     model = make_model([helper.make_node(op, ["x"], ["y"], kernel_shape=[min(2, d) for d in shape[2:]],
                                          strides=[2] * r)], {"x": x}, ["y"])
     assert_matches_ort(model, {"x": x}, threads=2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m", [5, 48])
+def test_direct_bias_computed(isa, rng, m):
+    """Constant weights, bias fed at run time (copied per run, not packed)."""
+    x, w, b = rand(rng, 2, 3, 6, 7), rand(rng, m, 3, 3, 3), rand(rng, m)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])
+    model = make_model([node], {"x": x, "b": b}, ["y"], {"w": w})
+    assert_matches_ort(model, {"x": x, "b": b}, threads=2, **TOL)
