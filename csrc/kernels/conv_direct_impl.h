@@ -133,11 +133,21 @@ void cl_channels_rest(const ConvDirectArgs& a, int64_t m, int64_t nvec) {
   }
 }
 
-// out[m][i] = y[i][m]: one gather of kLanes positions (stride y_ld) per
-// channel, the position tail one by one.
+// out[m][i] = y[i][m]. With V::kTile16, whole 16x16 tiles are transposed
+// in registers; the rest is one gather of kLanes positions (stride y_ld) per
+// channel, then the position tail one by one.
 template <class V>
 void cl_transpose(const ConvDirectArgs& a) {
-  for (int64_t m = a.m0; m < a.m1; ++m) {
+  int64_t m = a.m0;
+  if constexpr (V::kTile16) {
+    for (; m + 16 <= a.m1; m += 16) {
+      int64_t i = a.p0;
+      for (; i + 16 <= a.p1; i += 16) V::transpose16(a.y + i * a.y_ld + m, a.y_ld, a.out + m * a.out_ld + i, a.out_ld);
+      for (int64_t j = m; j < m + 16; ++j)
+        for (int64_t k = i; k < a.p1; ++k) a.out[j * a.out_ld + k] = a.y[k * a.y_ld + j];
+    }
+  }
+  for (; m < a.m1; ++m) {
     float* o = a.out + m * a.out_ld;
     const float* src = a.y + m;
     int64_t i = a.p0;

@@ -22,6 +22,7 @@ struct Avx2 {
                                            _mm256_set1_epi32(static_cast<int>(stride)));
     return _mm256_i32gather_ps(p, idx, 4);
   }
+  static constexpr bool kTile16 = false;
 };
 }  // namespace
 
