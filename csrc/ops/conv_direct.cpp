@@ -15,15 +15,17 @@
 // With 16 or more output channels the other layout usually wastes less:
 // channels in the vector lanes (table_.conv_direct_cl), one broadcast input
 // value per valid output position, results [P][M] transposed into Y by
-// the kernel. The layout is chosen from the fraction of lanes each one fills (16-lane
-// vectors for both ISAs, so the choice is the same on every machine).
+// the kernel. The layout is chosen from the fraction of lanes each one
+// fills (16-lane vectors for both ISAs, so the choice is the same on every
+// machine).
 //
 // Threads: images are spread over the threads (per-thread pad + result
-// space). With fewer images than threads and enough work per image, each
-// image's output channels are split instead. Below kInlineMacs the whole
-// node runs on the caller: at batch 1 these layers take a few microseconds,
-// less than waking a worker. Every output is one FMA chain in the same order
-// whichever thread computes it, so results do not depend on the thread count.
+// space), at least kInlineMacs of work per chunk, so a batch-1 layer (a few
+// microseconds) runs on the caller without waking a worker. With fewer
+// images than threads and at least kSplitMacs per image, each image's
+// output channels are split instead. Every output is one FMA chain in the
+// same order whichever thread computes it, so results do not depend on the
+// thread count.
 #include "ops/conv_direct.h"
 
 #include <algorithm>
@@ -42,7 +44,7 @@ namespace {
 constexpr int64_t kMaxReduce = 1024;
 constexpr int64_t kMaxPlane = 4096;
 constexpr int64_t kMaxMacs = int64_t(4) << 20;
-// Work below which the whole node runs on the calling thread.
+// Least work per thread chunk (smaller batches run on the calling thread).
 constexpr int64_t kInlineMacs = 256 * 1024;
 // Output channels per work item when one image is split (a multiple of 16
 // for the channels-in-lanes layout); one image splits from kSplitMacs.

@@ -1,6 +1,7 @@
 // AVX2/FMA direct convolution: 8 positions per vector, blocks of up to 6
 // output channels x 2 vectors (12 accumulators, 2 inputs and a broadcast
-// weight fit the 16 registers).
+// weight fit the 16 registers); channels in lanes: 6 positions x 2 vectors
+// of 8 channels. The [P][M] results are transposed with gathers.
 #include <immintrin.h>
 
 #include "kernels/conv_direct_impl.h"

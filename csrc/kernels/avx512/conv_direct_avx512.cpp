@@ -1,5 +1,7 @@
 // AVX-512 direct convolution: 16 positions per vector, blocks of up to 8
-// output channels x 3 vectors (24 accumulators of the 32 registers).
+// output channels x 3 vectors (24 accumulators of the 32 registers);
+// channels in lanes: 6 positions x 4 vectors of 16 channels, [P][M] results
+// transposed in 16x16 register tiles.
 #include <immintrin.h>
 
 #include "kernels/conv_direct_impl.h"
