@@ -134,19 +134,22 @@ class DirectConvKernel : public Kernel {
 
  private:
   // Zero-padded copies of one image's C planes into buf (x_plane_ floats each).
+  // Plain loops, not memset/memcpy: the runs are a few floats long (8x8
+  // planes), where the library calls cost more than the copy.
   void pad(const float* x, float* buf) const {
     const int64_t top = win_.pb[1], left = win_.pb[2], gap = PW_ - IW_;
     for (int64_t c = 0; c < C_; ++c) {
       float* p = buf + c * x_plane_;
       const float* xc = x + c * IH_ * IW_;
-      std::memset(p, 0, static_cast<size_t>(top * PW_ + left) * sizeof(float));
-      float* row = p + top * PW_ + left;
+      const int64_t head = top * PW_ + left;
+      for (int64_t j = 0; j < head; ++j) p[j] = 0.f;
+      float* row = p + head;
       for (int64_t h = 0; h < IH_; ++h, row += PW_) {
-        std::memcpy(row, xc + h * IW_, static_cast<size_t>(IW_) * sizeof(float));
-        std::memset(row + IW_, 0, static_cast<size_t>(gap) * sizeof(float));  // right pad, next row's left pad
+        const float* src = xc + h * IW_;
+        for (int64_t j = 0; j < IW_; ++j) row[j] = src[j];
+        for (int64_t j = IW_; j < IW_ + gap; ++j) row[j] = 0.f;  // right pad, next row's left pad
       }
-      const int64_t done = (top + IH_) * PW_ + left;
-      std::memset(p + done, 0, static_cast<size_t>(x_plane_ - done) * sizeof(float));
+      for (int64_t j = (top + IH_) * PW_ + left; j < x_plane_; ++j) p[j] = 0.f;
     }
   }
 
