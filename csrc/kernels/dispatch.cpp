@@ -53,6 +53,7 @@ KernelTable make_table(Isa isa) {
   fill_vmath_ref(t);
   fill_vbinary_ref(t);
   fill_conv_ref(t);
+  fill_conv_direct_ref(t);  // small-cnn
 #if defined(PYENGINE_HAVE_AVX2)
   if (isa == Isa::Avx2 || isa == Isa::Avx512) {
     t.isa = Isa::Avx2;
@@ -61,6 +62,7 @@ KernelTable make_table(Isa isa) {
     fill_vmath_avx2(t);
     fill_vbinary_avx2(t);
     fill_conv_avx2(t);
+    fill_conv_direct_avx2(t);  // small-cnn
   }
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
@@ -68,6 +70,7 @@ KernelTable make_table(Isa isa) {
     t.isa = Isa::Avx512;
     t.name = "avx512";
     fill_gemm_avx512(t);
+    fill_conv_direct_avx512(t);  // small-cnn
   }
 #endif
   return t;

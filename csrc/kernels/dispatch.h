@@ -94,6 +94,44 @@ using ConvWinoInFn = void (*)(const WinoArgs& a);
 // y = A^T m A + bias for each tile's 4x4 m = a.v values (2x2 outputs, cut at the plane's edge).
 using ConvWinoOutFn = void (*)(const WinoArgs& a);
 
+// --- small-cnn: direct convolution (kernels/*/conv_direct_*.cpp) ---
+// Stride-1 convolution over zero-padded input planes whose rows are `ld`
+// floats wide, computed at flat positions q = oh * ld + ow (ow runs over the
+// whole padded row; the op keeps ow < OW):
+//   y[m * y_ld + q] = bias[m] + sum_c sum_t x[c * x_plane + q + taps[t]] * w[(c * T + t) * w_ld + m]
+// for m in [m0, m1), q in [0, Q). The sums run over c, then t, one FMA each.
+// Kernels may read x up to round_up(Q, 16) - 1 + max(taps) in each plane and
+// write y up to round_up(Q, 16) in each row (y_ld >= that).
+//
+// conv_direct_cl ("channels in lanes") computes the same sums for the listed
+// positions only, output channels along the vector: for i in [p0, p1),
+//   y[i * y_ld + m] = bias[m] + sum_c sum_t x[c * x_plane + pos[i] + taps[t]] * w[(c * T + t) * w_ld + m]
+// for m in [m0, m1), m0 a multiple of 16. w and bias are zero-padded to w_ld,
+// a multiple of 16; kernels may compute and write columns up to
+// round_up(m1, 16) (y_ld >= that).
+struct ConvDirectArgs {
+  const float* x = nullptr;
+  int64_t x_plane = 0, C = 0;
+  const int64_t* taps = nullptr;
+  int64_t T = 0;
+  // offs[c * T + t] = c * x_plane + taps[t]: the SIMD kernels run one loop
+  // over all (c, t) steps (a short loop over the taps mispredicts its exit).
+  const int64_t* offs = nullptr;
+  const float* w = nullptr;
+  int64_t w_ld = 0;
+  const float* bias = nullptr;  // w_ld entries
+  float* y = nullptr;
+  int64_t y_ld = 0, Q = 0, m0 = 0, m1 = 0;
+  const int64_t* pos = nullptr;  // conv_direct_cl only
+  int64_t p0 = 0, p1 = 0;
+  // conv_direct_cl: when set, the results are also transposed into
+  // out[m * out_ld + i] for m in [m0, m1), i in [p0, p1) (y is then work space).
+  float* out = nullptr;
+  int64_t out_ld = 0;
+};
+using ConvDirectFn = void (*)(const ConvDirectArgs& a);
+// --- end small-cnn ---
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   const char* name = "scalar";
@@ -123,6 +161,11 @@ struct KernelTable {
   ConvDwPlaneFn conv_dw_plane = nullptr;
   ConvWinoInFn conv_wino_in = nullptr;
   ConvWinoOutFn conv_wino_out = nullptr;
+
+  // --- small-cnn: direct convolution ---
+  ConvDirectFn conv_direct = nullptr;
+  ConvDirectFn conv_direct_cl = nullptr;
+  // --- end small-cnn ---
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -131,15 +174,18 @@ void fill_gemm_ref(KernelTable& t);
 void fill_vmath_ref(KernelTable& t);
 void fill_vbinary_ref(KernelTable& t);
 void fill_conv_ref(KernelTable& t);
+void fill_conv_direct_ref(KernelTable& t);  // small-cnn
 #if defined(PYENGINE_HAVE_AVX2)
 void fill_gemm_avx2(KernelTable& t);
 void fill_vmath_avx2(KernelTable& t);
 void fill_vbinary_avx2(KernelTable& t);
 void fill_conv_avx2(KernelTable& t);
+void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
+void fill_conv_direct_avx512(KernelTable& t);  // small-cnn
 #endif
 
 // The table in use for kernels built from now on.

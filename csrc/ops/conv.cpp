@@ -22,6 +22,7 @@
 
 #include "kernels/conv_dw.h"
 #include "ops/common.h"
+#include "ops/conv_direct.h"  // small-cnn
 #include "ops/conv_window.h"
 
 namespace pyengine {
@@ -485,7 +486,11 @@ class ConvTransposeKernel : public Kernel {
 }  // namespace
 
 void register_conv_ops() {
-  register_kernel("Conv", make_kernel<ConvKernel>);
+  // small-cnn: small layers take the direct path when it accepts the node.
+  register_kernel("Conv", [](const NodeSpec& spec) -> std::unique_ptr<Kernel> {
+    if (auto k = make_direct_conv(spec)) return k;
+    return std::make_unique<ConvKernel>(spec);
+  });
   register_kernel("ConvTranspose", make_kernel<ConvTransposeKernel>);
 }
 

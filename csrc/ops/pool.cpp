@@ -3,8 +3,19 @@
 // and their Global forms (attribute global = 1: one window over all spatial
 // axes of any rank). Parallel over the N*C planes; every output element is
 // reduced by one thread in a fixed order.
+//
+// Float32 MaxPool/AveragePool over 2-D (or 1-D) windows without dilation and
+// without Indices take a row path (pool_rows_f32): the kh input rows of an
+// output row are first reduced elementwise into one row (contiguous, so the
+// compiler vectorizes it), then each output reduces kw neighbours of that row
+// (2x2 stride 2 has its own loop; when those windows tile the input exactly,
+// all planes are one run of row pairs). Small tensors run on the calling
+// thread.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "ops/common.h"
 #include "ops/conv_window.h"
@@ -48,6 +59,11 @@ class PoolKernel : public Kernel {
     col_major_ = spec.attrs.get_int("storage_order", 0) != 0;
     with_indices_ = mode_ == PoolMode::Max && spec.outputs.size() > 1;
     if (with_indices_) require_dtype(spec.outputs[1], DType::Int64, "MaxPool Indices");
+    if (!global_) setup_rows(spec);
+  }
+
+  size_t scratch_bytes() const override {
+    return rows_ ? static_cast<size_t>(row_stride_ * std::max(1, threads_)) * sizeof(float) : 0;
   }
 
   void run(const KernelIO& io) override {
@@ -78,7 +94,44 @@ class PoolKernel : public Kernel {
       return;
     }
     const int64_t in_plane = win_.in_size(), out_plane = win_.out_size();
-    io.pool->parallel_for(planes_, 1, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same<T, float>::value) {
+      if (rows_ && tiled2x2_) {  // every output row pools two whole input rows
+        const float* xf = X;
+        float* yf = Y;
+        const int64_t IW = win_.in[2], OW = win_.out[2];
+        const bool is_max = mode_ == PoolMode::Max;
+        io.pool->parallel_for(planes_ * win_.out[1], std::max<int64_t>(1, kPoolChunk / (2 * IW)),
+                              [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* a = xf + 2 * r * IW;
+            const float* b = a + IW;
+            float* y = yf + r * OW;
+            // same operations as pool_rows_f32: rows first, then neighbours
+            if (is_max)
+              for (int64_t i = 0; i < OW; ++i) {
+                const float u0 = b[2 * i] > a[2 * i] ? b[2 * i] : a[2 * i];
+                const float u1 = b[2 * i + 1] > a[2 * i + 1] ? b[2 * i + 1] : a[2 * i + 1];
+                y[i] = u1 > u0 ? u1 : u0;
+              }
+            else
+              for (int64_t i = 0; i < OW; ++i)
+                y[i] = ((a[2 * i] + b[2 * i]) + (a[2 * i + 1] + b[2 * i + 1])) / 4.f;
+          }
+        });
+        return;
+      }
+      if (rows_) {
+        const float* xf = X;
+        float* yf = Y;
+        float* scratch = static_cast<float*>(io.scratch);
+        io.pool->parallel_for(planes_, grain_, [&](int64_t b, int64_t e) {
+          float* tmp = scratch + ThreadPool::thread_index() * row_stride_;
+          for (int64_t i = b; i < e; ++i) pool_rows_f32(xf + i * in_plane, yf + i * out_plane, tmp);
+        });
+        return;
+      }
+    }
+    io.pool->parallel_for(planes_, grain_, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         pool_plane<T, Acc>(X + i * in_plane, Y + i * out_plane, I ? I + i * out_plane : nullptr, i * in_plane);
     });
@@ -172,7 +225,118 @@ class PoolKernel : public Kernel {
     }
   }
 
+  // Row path set-up: per output row/column, the number of window taps used
+  // as the AveragePool divisor (same rule as pool_plane).
+  void setup_rows(const NodeSpec& spec) {
+    threads_ = std::max(1, spec.num_threads);
+    const Window3& w = win_;
+    // Below kPoolChunk input floats per chunk a job is not worth waking a thread.
+    grain_ = std::max<int64_t>(1, kPoolChunk / std::max<int64_t>(1, w.in_size()));
+    rows_ = dtype_ == DType::Float32 && !with_indices_ && mode_ != PoolMode::Lp && w.in[0] == 1 && w.out[0] == 1 &&
+            w.k[0] == 1 && w.pb[0] == 0 && w.d[1] == 1 && w.d[2] == 1;
+    if (!rows_) return;
+    tiled2x2_ = w.k[1] == 2 && w.k[2] == 2 && w.s[1] == 2 && w.s[2] == 2 && w.pb[1] == 0 && w.pb[2] == 0 &&
+                w.in[1] == 2 * w.out[1] && w.in[2] == 2 * w.out[2];
+    row_stride_ = (w.in[2] + 15) / 16 * 16;
+    cnt_h_.resize(static_cast<size_t>(w.out[1]));
+    cnt_w_.resize(static_cast<size_t>(w.out[2]));
+    for (int a = 1; a < 3; ++a) {
+      std::vector<int64_t>& c = a == 1 ? cnt_h_ : cnt_w_;
+      for (int64_t o = 0; o < w.out[a]; ++o) {
+        const int64_t start = o * w.s[a] - w.pb[a];
+        c[static_cast<size_t>(o)] = count_include_pad_ ? taps_in(start, w.k[a], 1, -w.pb[a], w.in[a] + w.pe[a])
+                                                       : taps_in(start, w.k[a], 1, 0, w.in[a]);
+      }
+    }
+  }
+
+  // One plane through the row path; tmp holds one input row (row_stride_ floats).
+  void pool_rows_f32(const float* x, float* y, float* tmp) const {
+    const Window3& w = win_;
+    const int64_t IH = w.in[1], IW = w.in[2], OH = w.out[1], OW = w.out[2];
+    const int64_t kh = w.k[1], kw = w.k[2], sh = w.s[1], sw = w.s[2], pw = w.pb[2];
+    const bool is_max = mode_ == PoolMode::Max;
+    const float empty = is_max ? std::numeric_limits<float>::lowest() : 0.f;
+    // Outputs [olo, ohi) have their whole window inside the row.
+    const int64_t olo = std::min(OW, (pw + sw - 1) / sw);
+    const int64_t ohi = IW - kw + pw < 0 ? olo : std::max(olo, std::min(OW, (IW - kw + pw) / sw + 1));
+    for (int64_t oh = 0; oh < OH; ++oh, y += OW) {
+      const int64_t h0 = oh * sh - w.pb[1];
+      const int64_t hlo = std::max<int64_t>(h0, 0), hhi = std::min(h0 + kh, IH);
+      if (hlo >= hhi) {
+        std::fill(y, y + OW, empty);
+        continue;
+      }
+      const float* src = x + hlo * IW;
+      if (hhi - hlo > 1) {
+        const float* r0 = src;
+        const float* r1 = src + IW;
+        if (is_max)
+          for (int64_t i = 0; i < IW; ++i) tmp[i] = r1[i] > r0[i] ? r1[i] : r0[i];
+        else
+          for (int64_t i = 0; i < IW; ++i) tmp[i] = r0[i] + r1[i];
+        for (int64_t h = hlo + 2; h < hhi; ++h) {
+          const float* r = x + h * IW;
+          if (is_max)
+            for (int64_t i = 0; i < IW; ++i) tmp[i] = r[i] > tmp[i] ? r[i] : tmp[i];
+          else
+            for (int64_t i = 0; i < IW; ++i) tmp[i] += r[i];
+        }
+        src = tmp;
+      }
+      auto edge = [&](int64_t ow) {  // window cut by the row's ends
+        const int64_t w0 = ow * sw - pw;
+        const int64_t lo = std::max<int64_t>(w0, 0), hi = std::min(w0 + kw, IW);
+        float acc = empty;
+        if (lo < hi) {
+          acc = src[lo];
+          for (int64_t j = lo + 1; j < hi; ++j) acc = is_max ? (src[j] > acc ? src[j] : acc) : acc + src[j];
+        }
+        y[ow] = acc;
+      };
+      for (int64_t ow = 0; ow < olo; ++ow) edge(ow);
+      const float* s0 = src + (olo * sw - pw);  // window of output olo
+      float* yi = y + olo;
+      const int64_t n = ohi - olo;
+      if (kw == 2 && sw == 2) {
+        if (is_max)
+          for (int64_t i = 0; i < n; ++i) {
+            const float a = s0[2 * i], b = s0[2 * i + 1];
+            yi[i] = b > a ? b : a;
+          }
+        else
+          for (int64_t i = 0; i < n; ++i) yi[i] = s0[2 * i] + s0[2 * i + 1];
+      } else {
+        for (int64_t ow = olo; ow < ohi; ++ow) {
+          const float* s = s0 + (ow - olo) * sw;
+          float acc = s[0];
+          if (is_max)
+            for (int64_t j = 1; j < kw; ++j) acc = s[j] > acc ? s[j] : acc;
+          else
+            for (int64_t j = 1; j < kw; ++j) acc += s[j];
+          y[ow] = acc;
+        }
+      }
+      for (int64_t ow = ohi; ow < OW; ++ow) edge(ow);
+      if (!is_max) {
+        const int64_t ch = cnt_h_[static_cast<size_t>(oh)];
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t n = ch * cnt_w_[static_cast<size_t>(ow)];
+          y[ow] = n ? y[ow] / static_cast<float>(n) : 0.f;
+        }
+      }
+    }
+  }
+
+  // Input floats per thread chunk: ~0.5 MB, about 15 us of pooling; less is
+  // not worth a wake-up (measured 10-75 us on the shared VM).
+  static constexpr int64_t kPoolChunk = 128 * 1024;
+
   PoolMode mode_;
+  bool rows_ = false, tiled2x2_ = false;  // tiled2x2_: 2x2 stride 2 windows cover the input exactly
+  int threads_ = 1;
+  int64_t grain_ = 1, row_stride_ = 0;
+  std::vector<int64_t> cnt_h_, cnt_w_;
   DType dtype_ = DType::Float32;
   Window3 win_;
   int64_t planes_ = 0, inner_ = 0;
