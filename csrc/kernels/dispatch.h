@@ -67,6 +67,9 @@ struct DwConvArgs {
   float* y = nullptr;        // output plane [out0][out1][out2]
   float bias = 0.f;
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+  // Applied to the output by every conv_dw_plane kernel when its kind is
+  // None, Relu, LeakyRelu or Clip (the caller applies any other kind itself).
+  Activation act;
   // Per-thread work space of conv_dw_scratch_floats() floats (kernels/conv_dw.h),
   // or null (then SIMD kernels fall back to the plain loop).
   float* scratch = nullptr;
@@ -140,6 +143,9 @@ void fill_conv_avx2(KernelTable& t);
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
+// --- dw-pool: depthwise conv and elementwise binary (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp) ---
+void fill_conv_avx512(KernelTable& t);
+// --- end dw-pool ---
 #endif
 
 // The table in use for kernels built from now on.

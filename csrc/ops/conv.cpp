@@ -333,6 +333,10 @@ class ConvKernel : public Kernel {
   }
 
   void run_depthwise(const KernelIO& io, const float* X, const float* W, const float* B, float* Y) {
+    // The plane kernel applies the cheap activations before its store (no
+    // second pass over the plane); the others run here after it.
+    const bool in_kernel = act_.kind == Activation::None || act_.kind == Activation::Relu ||
+                           act_.kind == Activation::LeakyRelu || act_.kind == Activation::Clip;
     io.pool->parallel_for(N_ * M_, 1, [&](int64_t i0, int64_t i1) {
       float* scratch = dw_stride_ ? static_cast<float*>(io.scratch) + ThreadPool::thread_index() * dw_stride_ : nullptr;
       for (int64_t i = i0; i < i1; ++i) {
@@ -351,8 +355,9 @@ class ConvKernel : public Kernel {
           a.d[d] = win_.d[d];
           a.pb[d] = win_.pb[d];
         }
+        if (in_kernel) a.act = act_;
         table_.conv_dw_plane(a);
-        if (act_.kind != Activation::None) table_.activation(a.y, a.y, P_, act_);
+        if (!in_kernel) table_.activation(a.y, a.y, P_, act_);
       }
     });
   }

@@ -128,6 +128,7 @@ void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
   if (ntaps == 9) plane_rows<9>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
   else if (ntaps == 25) plane_rows<25>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
   else plane_rows<0>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
+  conv_detail::dw_activate(a.y, OH * OW, a.act);
 }
 
 }  // namespace
