@@ -98,3 +98,18 @@ def test_depthwise_1d_and_3d(isa, rng, k):
     w3 = rng.standard_normal((3, 1, 2, k, 3)).astype(np.float32)
     assert_matches_ort(dw_model(x3, w3, None, ACTS["clip"], kernel_shape=[2, k, 3], pads=[1, 0, 1, 0, 1, 1]),
                        {"x": x3}, **TOL)
+
+
+@pytest.mark.parametrize("hw,k,d", [((7, 7), 3, 1), ((14, 14), 3, 1), ((5, 9), 5, 1), ((8, 8), 3, 2), ((11, 13), 1, 1),
+                                    ((16, 16), 3, 1), ((2, 3), 3, 1), ((6, 5), [3, 1], 1)])
+def test_depthwise_same_size_planes(isa, rng, hw, k, d):
+    """Stride 1, output size == input size, many channels: the flat small-plane path."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    ph, pw = (kh - 1) * d // 2, (kw - 1) * d // 2
+    c = 23
+    x = rng.standard_normal((2, c, *hw)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    model = dw_model(x, wt, b, ACTS["clip"], kernel_shape=[kh, kw], dilations=[d, d], pads=[ph, pw, ph, pw])
+    for threads in (1, 2):
+        assert_matches_ort(model, {"x": x}, threads=threads, **TOL)

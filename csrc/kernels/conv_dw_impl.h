@@ -71,5 +71,19 @@ static void dw_plane(const DwConvArgs& a) {
   dw_activate(a.y, OD * OH * OW, a.act);
 }
 
+// Runs a one-plane kernel over the a.planes planes of a call.
+template <class OnePlane>
+static void dw_each_plane(const DwConvArgs& a, OnePlane one) {
+  DwConvArgs p = a;
+  p.planes = 1;
+  for (int64_t i = 0; i < a.planes; ++i) {
+    p.x = a.x + i * a.x_stride;
+    p.w = a.w + i * a.w_stride;
+    p.y = a.y + i * a.y_stride;
+    p.bias = a.biases ? a.biases[i] : a.bias;
+    one(p);
+  }
+}
+
 }  // namespace conv_detail
 }  // namespace pyengine

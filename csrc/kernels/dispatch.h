@@ -70,6 +70,12 @@ struct DwConvArgs {
   // Applied to the output by every conv_dw_plane kernel when its kind is
   // None, Relu, LeakyRelu or Clip (the caller applies any other kind itself).
   Activation act;
+  // `planes` consecutive planes in one call (per-call set-up paid once):
+  // plane p reads x + p*x_stride, w + p*w_stride, writes y + p*y_stride and
+  // starts from biases[p] (bias when biases is null).
+  int64_t planes = 1;
+  int64_t x_stride = 0, w_stride = 0, y_stride = 0;
+  const float* biases = nullptr;
   // Per-thread work space of conv_dw_scratch_floats() floats (kernels/conv_dw.h),
   // or null (then SIMD kernels fall back to the plain loop).
   float* scratch = nullptr;

@@ -337,27 +337,35 @@ class ConvKernel : public Kernel {
     // second pass over the plane); the others run here after it.
     const bool in_kernel = act_.kind == Activation::None || act_.kind == Activation::Relu ||
                            act_.kind == Activation::LeakyRelu || act_.kind == Activation::Clip;
+    DwConvArgs base;
+    for (int d = 0; d < 3; ++d) {
+      base.in[d] = win_.in[d];
+      base.out[d] = win_.out[d];
+      base.k[d] = win_.k[d];
+      base.s[d] = win_.s[d];
+      base.d[d] = win_.d[d];
+      base.pb[d] = win_.pb[d];
+    }
+    if (in_kernel) base.act = act_;
     io.pool->parallel_for(N_ * M_, 1, [&](int64_t i0, int64_t i1) {
-      float* scratch = dw_stride_ ? static_cast<float*>(io.scratch) + ThreadPool::thread_index() * dw_stride_ : nullptr;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t n = i / M_, m = i % M_, c = m / Mg_;
-        DwConvArgs a;
-        a.x = X + (n * C_ + c) * win_.in_size();
+      DwConvArgs a = base;
+      a.scratch = dw_stride_ ? static_cast<float*>(io.scratch) + ThreadPool::thread_index() * dw_stride_ : nullptr;
+      for (int64_t i = i0; i < i1;) {
+        const int64_t n = i / M_, m = i % M_;
+        // one call for the run of planes of image n (each reads its own
+        // input channel when the depth multiplier Mg_ is 1)
+        const int64_t count = Mg_ == 1 ? std::min(i1 - i, M_ - m) : 1;
+        a.x = X + (n * C_ + m / Mg_) * win_.in_size();
         a.w = W + m * ks_;
         a.y = Y + i * P_;
-        a.bias = B ? B[m] : 0.f;
-        a.scratch = scratch;
-        for (int d = 0; d < 3; ++d) {
-          a.in[d] = win_.in[d];
-          a.out[d] = win_.out[d];
-          a.k[d] = win_.k[d];
-          a.s[d] = win_.s[d];
-          a.d[d] = win_.d[d];
-          a.pb[d] = win_.pb[d];
-        }
-        if (in_kernel) a.act = act_;
+        a.biases = B ? B + m : nullptr;
+        a.planes = count;
+        a.x_stride = win_.in_size();
+        a.w_stride = ks_;
+        a.y_stride = P_;
         table_.conv_dw_plane(a);
-        if (!in_kernel) table_.activation(a.y, a.y, P_, act_);
+        if (!in_kernel) table_.activation(a.y, a.y, count * P_, act_);
+        i += count;
       }
     });
   }

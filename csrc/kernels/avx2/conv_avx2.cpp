@@ -106,7 +106,7 @@ void plane_rows(const float* p, int64_t row_step, const int64_t* tap_off, int64_
 
 constexpr int64_t kMaxTaps = 64;
 
-void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
+void dw_one_plane(const DwConvArgs& a) {
   const int64_t KH = a.k[1], KW = a.k[2];
   if (!a.scratch || a.in[0] != 1 || a.out[0] != 1 || a.k[0] != 1 || KH * KW > kMaxTaps)
     return conv_detail::dw_plane(a);
@@ -134,7 +134,7 @@ void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
 }  // namespace
 
 void fill_conv_avx2(KernelTable& t) {
-  t.conv_dw_plane = conv_dw_plane_f32_avx2;
+  t.conv_dw_plane = [](const DwConvArgs& a) { conv_detail::dw_each_plane(a, dw_one_plane); };
   t.conv_wino_in = [](const WinoArgs& a) { conv_detail::wino_in(a); };
   t.conv_wino_out = [](const WinoArgs& a) { conv_detail::wino_out(a); };
 }
