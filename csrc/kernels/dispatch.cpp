@@ -69,6 +69,7 @@ KernelTable make_table(Isa isa) {
     t.name = "avx512";
     fill_gemm_avx512(t);
     fill_conv_avx512(t);  // dw-pool
+    fill_vbinary_avx512(t);  // dw-pool
   }
 #endif
   return t;

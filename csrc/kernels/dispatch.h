@@ -151,6 +151,7 @@ void fill_conv_avx2(KernelTable& t);
 void fill_gemm_avx512(KernelTable& t);
 // --- dw-pool: depthwise conv and elementwise binary (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp) ---
 void fill_conv_avx512(KernelTable& t);
+void fill_vbinary_avx512(KernelTable& t);
 // --- end dw-pool ---
 #endif
 
