@@ -70,6 +70,7 @@ KernelTable make_table(Isa isa) {
     fill_gemm_avx512(t);
     fill_conv_avx512(t);  // dw-pool
     fill_vbinary_avx512(t);  // dw-pool
+    fill_conv1x1_avx512(t);  // dw-pool
   }
 #endif
   return t;

@@ -82,6 +82,21 @@ struct DwConvArgs {
 };
 using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
 
+// --- dw-pool: direct 1x1 convolution (no packing) for few input channels ---
+// y[m][p] = act(bias[m] + sum_k w[m][k] * x[k][p]) for m < M, p < N: rows of
+// x and y are ldx / ldy floats apart, w is [M][K] row-major, bias may be
+// null. The kernel applies Relu, LeakyRelu and Clip; the caller any other.
+struct Conv1x1Args {
+  const float* x = nullptr;
+  const float* w = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t M = 0, K = 0, N = 0, ldx = 0, ldy = 0;
+  Activation act;
+};
+using Conv1x1Fn = void (*)(const Conv1x1Args& a);
+// --- end dw-pool ---
+
 // Winograd F(2x2, 3x3) transforms (kernels/conv_wino_impl.h) for one channel
 // over `units` tile rows: unit u is tile row th = (th0 + u) % TH of image
 // plane x + ((th0 + u) / TH) * plane; each has TW tiles, tile t = u*TW + j
@@ -130,6 +145,7 @@ struct KernelTable {
 
   // --- conv/pool (kernels/*/conv_*.cpp) ---
   ConvDwPlaneFn conv_dw_plane = nullptr;
+  Conv1x1Fn conv1x1_direct = nullptr;  // dw-pool: SIMD only (null: use the GEMM)
   ConvWinoInFn conv_wino_in = nullptr;
   ConvWinoOutFn conv_wino_out = nullptr;
 };
@@ -152,6 +168,7 @@ void fill_gemm_avx512(KernelTable& t);
 // --- dw-pool: depthwise conv and elementwise binary (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp) ---
 void fill_conv_avx512(KernelTable& t);
 void fill_vbinary_avx512(KernelTable& t);
+void fill_conv1x1_avx512(KernelTable& t);
 // --- end dw-pool ---
 #endif
 
