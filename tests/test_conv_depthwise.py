@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
+import pyengine
 from oracle import assert_matches_ort, make_model
 
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -113,3 +114,20 @@ def test_depthwise_same_size_planes(isa, rng, hw, k, d):
     model = dw_model(x, wt, b, ACTS["clip"], kernel_shape=[kh, kw], dilations=[d, d], pads=[ph, pw, ph, pw])
     for threads in (1, 2):
         assert_matches_ort(model, {"x": x}, threads=threads, **TOL)
+
+
+@pytest.mark.parametrize("hw,s", [((7, 7), 1), ((14, 14), 1), ((28, 28), 2), ((56, 56), 1)])
+def test_depthwise_same_bits_any_thread_count(isa, rng, hw, s):
+    """Planes are batched per call differently on 1, 2 and 3 threads (and the
+    flat path needs 4 planes in a call): the bits must not change."""
+    c = 37
+    x = rng.standard_normal((1, c, *hw)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    data = dw_model(x, wt, b, ACTS["clip"], kernel_shape=[3, 3], strides=[s, s], pads=[1, 1, 1, 1]).SerializeToString()
+    outs = []
+    for threads in (1, 2, 3):
+        so = pyengine.SessionOptions()
+        so.intra_op_num_threads = threads
+        outs.append(pyengine.InferenceSession(data, so).run(None, {"x": x})[0])
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
