@@ -82,7 +82,7 @@ struct DwConvArgs {
 };
 using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
 
-// --- dw-pool: direct 1x1 convolution (no packing) for few input channels ---
+// --- dw-pool: direct 1x1 convolution (no packing) for few channels ---
 // y[m][p] = act(bias[m] + sum_k w[m][k] * x[k][p]) for m < M, p < N: rows of
 // x and y are ldx / ldy floats apart, w is [M][K] row-major, bias may be
 // null. The kernel applies Relu, LeakyRelu and Clip; the caller any other.
@@ -165,7 +165,8 @@ void fill_conv_avx2(KernelTable& t);
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
-// --- dw-pool: depthwise conv and elementwise binary (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp) ---
+// --- dw-pool: depthwise conv, elementwise binary, direct 1x1 conv
+// (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp, conv1x1_avx512.cpp) ---
 void fill_conv_avx512(KernelTable& t);
 void fill_vbinary_avx512(KernelTable& t);
 void fill_conv1x1_avx512(KernelTable& t);

@@ -4,13 +4,14 @@
 // Conv paths, chosen once from the shapes (never from the thread count, so
 // results are the same bits on any number of threads):
 //  - depthwise (group == C_in, one input channel per group): a direct kernel
-//    per output plane (table_.conv_dw_plane, with a per-thread work space for
-//    the SIMD one's padded copy), parallel over planes;
+//    over runs of output planes (table_.conv_dw_plane, one call per thread's
+//    run, with a per-thread work space for the AVX2 kernel's padded copy; the
+//    cheap activations applied inside it), parallel over planes;
 //  - 3x3 stride 1, constant weights, >= 16 channels each side, >= 32 output
 //    tiles: Winograd F(2x2, 3x3) (run_winograd);
 //  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
-//    GEMM reads the input in place; with few channels and a SIMD
-//    table, a direct kernel without the GEMM's packing (run_direct1x1);
+//    GEMM reads the input in place; with few channels and a SIMD table, a
+//    direct kernel without the GEMM's packing (run_direct1x1);
 //  - everything else: im2col of a tile of output columns into per-thread
 //    scratch, then Y_tile = W_g @ col. Tiles of every (image, group) are
 //    spread over the threads; when there are too few tiles (batch 1, small
