@@ -4,12 +4,30 @@
 // output width 8 floats at a time. Each output row stays in L1 while every
 // filter tap is accumulated into it with a unit- or strided-load axpy.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/dispatch.h"
 
 namespace pyengine {
 namespace conv_detail {
+
+// y = act(y) for the kinds a depthwise kernel applies itself (DwConvArgs::act);
+// same NaN handling as the activation kernels (NaN stays NaN).
+static void dw_activate(float* y, int64_t n, const Activation& act) {
+  switch (act.kind) {
+    case Activation::Relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.f ? 0.f : y[i];
+      break;
+    case Activation::LeakyRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : y[i] * act.alpha;
+      break;
+    case Activation::Clip:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], act.alpha), act.beta);
+      break;
+    default: break;
+  }
+}
 
 // static: each including file (compiled with its own ISA flags) keeps its own
 // copy; an inline function would be merged by the linker across ISAs.
@@ -49,6 +67,21 @@ static void dw_plane(const DwConvArgs& a) {
         }
       }
     }
+  }
+  dw_activate(a.y, OD * OH * OW, a.act);
+}
+
+// Runs a one-plane kernel over the a.planes planes of a call.
+template <class OnePlane>
+static void dw_each_plane(const DwConvArgs& a, OnePlane one) {
+  DwConvArgs p = a;
+  p.planes = 1;
+  for (int64_t i = 0; i < a.planes; ++i) {
+    p.x = a.x + i * a.x_stride;
+    p.w = a.w + i * a.w_stride;
+    p.y = a.y + i * a.y_stride;
+    p.bias = a.biases ? a.biases[i] : a.bias;
+    one(p);
   }
 }
 

@@ -71,6 +71,9 @@ KernelTable make_table(Isa isa) {
     t.name = "avx512";
     fill_gemm_avx512(t);
     fill_conv_direct_avx512(t);  // small-cnn
+    fill_conv_avx512(t);  // dw-pool
+    fill_vbinary_avx512(t);  // dw-pool
+    fill_conv1x1_avx512(t);  // dw-pool
   }
 #endif
   return t;

@@ -67,11 +67,35 @@ struct DwConvArgs {
   float* y = nullptr;        // output plane [out0][out1][out2]
   float bias = 0.f;
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+  // Applied to the output by every conv_dw_plane kernel when its kind is
+  // None, Relu, LeakyRelu or Clip (the caller applies any other kind itself).
+  Activation act;
+  // `planes` consecutive planes in one call (per-call set-up paid once):
+  // plane p reads x + p*x_stride, w + p*w_stride, writes y + p*y_stride and
+  // starts from biases[p] (bias when biases is null).
+  int64_t planes = 1;
+  int64_t x_stride = 0, w_stride = 0, y_stride = 0;
+  const float* biases = nullptr;
   // Per-thread work space of conv_dw_scratch_floats() floats (kernels/conv_dw.h),
   // or null (then SIMD kernels fall back to the plain loop).
   float* scratch = nullptr;
 };
 using ConvDwPlaneFn = void (*)(const DwConvArgs& a);
+
+// --- dw-pool: direct 1x1 convolution (no packing) for few channels ---
+// y[m][p] = act(bias[m] + sum_k w[m][k] * x[k][p]) for m < M, p < N: rows of
+// x and y are ldx / ldy floats apart, w is [M][K] row-major, bias may be
+// null. The kernel applies Relu, LeakyRelu and Clip; the caller any other.
+struct Conv1x1Args {
+  const float* x = nullptr;
+  const float* w = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t M = 0, K = 0, N = 0, ldx = 0, ldy = 0;
+  Activation act;
+};
+using Conv1x1Fn = void (*)(const Conv1x1Args& a);
+// --- end dw-pool ---
 
 // Winograd F(2x2, 3x3) transforms (kernels/conv_wino_impl.h) for one channel
 // over `units` tile rows: unit u is tile row th = (th0 + u) % TH of image
@@ -159,6 +183,7 @@ struct KernelTable {
 
   // --- conv/pool (kernels/*/conv_*.cpp) ---
   ConvDwPlaneFn conv_dw_plane = nullptr;
+  Conv1x1Fn conv1x1_direct = nullptr;  // dw-pool: SIMD only (null: use the GEMM)
   ConvWinoInFn conv_wino_in = nullptr;
   ConvWinoOutFn conv_wino_out = nullptr;
 
@@ -186,6 +211,12 @@ void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
 void fill_conv_direct_avx512(KernelTable& t);  // small-cnn
+// --- dw-pool: depthwise conv, elementwise binary, direct 1x1 conv
+// (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp, conv1x1_avx512.cpp) ---
+void fill_conv_avx512(KernelTable& t);
+void fill_vbinary_avx512(KernelTable& t);
+void fill_conv1x1_avx512(KernelTable& t);
+// --- end dw-pool ---
 #endif
 
 // The table in use for kernels built from now on.

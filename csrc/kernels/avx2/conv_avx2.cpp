@@ -1,9 +1,9 @@
 // AVX2/FMA depthwise convolution.
 //
 // 2-D planes (1-D lifted) with a work space: the input plane is copied once,
-// zero-padded and split into stride phases (kernels/conv_dw.h), then each
-// output row is computed 32 (then 8, then a masked tail) outputs at a time
-// with the accumulators in registers: every tap is one broadcast weight and
+// zero-padded and split into stride phases (kernels/conv_dw.h), then output
+// rows are computed two at a time, 32 columns per step (the 1..31 left in
+// one block, last vector masked), accumulators in registers: every tap is one broadcast weight and
 // a contiguous load per vector, no bounds checks. Taps are accumulated in the
 // reference order (bias, then kh, then kw), one FMA each.
 // Anything else (3-D windows, no work space) uses the shared plain loop of
@@ -64,49 +64,77 @@ void pad_plane(const DwConvArgs& a, int64_t rows, int64_t rw, float* p) {
   }
 }
 
+// R output rows x NV vectors of 8 columns from column ow: R*NV independent
+// accumulators (a single row of one vector would wait on each FMA's
+// latency). Loads may run past OW up to the next multiple of 8 (inside the
+// padded row); stores stop at OW.
+template <int NT, int NV, int R>
+void rows_block(const float* const* base, float* const* yr, int64_t ow, int64_t OW, const int64_t* tap_off,
+                int64_t ntaps, const __m256* wv, const float* w, __m256 b) {
+  const int64_t nt = NT > 0 ? NT : ntaps;
+  __m256 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = b;
+  for (int64_t t = 0; t < nt; ++t) {
+    const __m256 wt = NT > 0 ? wv[t] : _mm256_broadcast_ss(w + t);
+    for (int r = 0; r < R; ++r) {
+      const float* src = base[r] + tap_off[t] + ow;
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + 8 * v), acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t col = ow + 8 * v;
+      if (col + 8 <= OW) _mm256_storeu_ps(yr[r] + col, acc[r][v]);
+      else _mm256_maskstore_ps(yr[r] + col, tail_mask(OW - col), acc[r][v]);
+    }
+}
+
 // All output rows of a plane from its padded copy p; output row oh reads
-// p + oh*row_step + tap_off[t] + ow for tap t. NT > 0: the tap count is known
+// p + oh*row_step + tap_off[t] + ow for tap t. Two rows at a time, 32
+// columns then the 1..31 left in one block. NT > 0: the tap count is known
 // at compile time (the tap loop unrolls, weights stay in registers).
 template <int NT>
 void plane_rows(const float* p, int64_t row_step, const int64_t* tap_off, int64_t ntaps, const float* w,
                 float bias, float* y, int64_t OH, int64_t OW) {
-  const int64_t nt = NT > 0 ? NT : ntaps;
-  __m256 wv[NT > 0 ? NT : 1];
+  __m256 wv[NT > 0 ? NT : 1] = {};
   if (NT > 0)
     for (int t = 0; t < NT; ++t) wv[t] = _mm256_broadcast_ss(w + t);
-  auto weight = [&](int64_t t) { return NT > 0 ? wv[t] : _mm256_broadcast_ss(w + t); };
   const __m256 b = _mm256_set1_ps(bias);
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    const float* base = p + oh * row_step;
-    float* yr = y + oh * OW;
+  for (int64_t oh = 0; oh < OH; oh += 2) {
+    const bool two = oh + 1 < OH;
+    const float* base[2] = {p + oh * row_step, p + (oh + (two ? 1 : 0)) * row_step};
+    float* yr[2] = {y + oh * OW, y + (oh + (two ? 1 : 0)) * OW};
     int64_t ow = 0;
     for (; ow + 32 <= OW; ow += 32) {
-      __m256 a0 = b, a1 = b, a2 = b, a3 = b;
-      for (int64_t t = 0; t < nt; ++t) {
-        const float* src = base + tap_off[t] + ow;
-        const __m256 wt = weight(t);
-        a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src), a0);
-        a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + 8), a1);
-        a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + 16), a2);
-        a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(src + 24), a3);
-      }
-      _mm256_storeu_ps(yr + ow, a0);
-      _mm256_storeu_ps(yr + ow + 8, a1);
-      _mm256_storeu_ps(yr + ow + 16, a2);
-      _mm256_storeu_ps(yr + ow + 24, a3);
+      if (two) rows_block<NT, 4, 2>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+      else rows_block<NT, 4, 1>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
     }
-    for (; ow < OW; ow += 8) {
-      __m256 a0 = b;
-      for (int64_t t = 0; t < nt; ++t) a0 = _mm256_fmadd_ps(weight(t), _mm256_loadu_ps(base + tap_off[t] + ow), a0);
-      if (ow + 8 <= OW) _mm256_storeu_ps(yr + ow, a0);
-      else _mm256_maskstore_ps(yr + ow, tail_mask(OW - ow), a0);
+    switch ((OW - ow + 7) / 8) {
+      case 0: break;
+      case 1:
+        if (two) rows_block<NT, 1, 2>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        else rows_block<NT, 1, 1>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        break;
+      case 2:
+        if (two) rows_block<NT, 2, 2>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        else rows_block<NT, 2, 1>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        break;
+      case 3:
+        if (two) rows_block<NT, 3, 2>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        else rows_block<NT, 3, 1>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        break;
+      default:
+        if (two) rows_block<NT, 4, 2>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        else rows_block<NT, 4, 1>(base, yr, ow, OW, tap_off, ntaps, wv, w, b);
+        break;
     }
   }
 }
 
 constexpr int64_t kMaxTaps = 64;
 
-void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
+void dw_one_plane(const DwConvArgs& a) {
   const int64_t KH = a.k[1], KW = a.k[2];
   if (!a.scratch || a.in[0] != 1 || a.out[0] != 1 || a.k[0] != 1 || KH * KW > kMaxTaps)
     return conv_detail::dw_plane(a);
@@ -128,12 +156,13 @@ void conv_dw_plane_f32_avx2(const DwConvArgs& a) {
   if (ntaps == 9) plane_rows<9>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
   else if (ntaps == 25) plane_rows<25>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
   else plane_rows<0>(p, step, tap_off, ntaps, a.w, a.bias, a.y, OH, OW);
+  conv_detail::dw_activate(a.y, OH * OW, a.act);
 }
 
 }  // namespace
 
 void fill_conv_avx2(KernelTable& t) {
-  t.conv_dw_plane = conv_dw_plane_f32_avx2;
+  t.conv_dw_plane = [](const DwConvArgs& a) { conv_detail::dw_each_plane(a, dw_one_plane); };
   t.conv_wino_in = [](const WinoArgs& a) { conv_detail::wino_in(a); };
   t.conv_wino_out = [](const WinoArgs& a) { conv_detail::wino_out(a); };
 }

@@ -5,7 +5,7 @@
 namespace pyengine {
 
 namespace {
-void conv_dw_plane_ref(const DwConvArgs& a) { conv_detail::dw_plane(a); }
+void conv_dw_plane_ref(const DwConvArgs& a) { conv_detail::dw_each_plane(a, conv_detail::dw_plane); }
 
 void conv_wino_in_ref(const WinoArgs& a) { conv_detail::wino_in(a); }
 void conv_wino_out_ref(const WinoArgs& a) { conv_detail::wino_out(a); }
