@@ -3,8 +3,10 @@
 // and their Global forms (attribute global = 1: one window over all spatial
 // axes of any rank). Parallel over the N*C planes; every output element is
 // reduced by one thread in a fixed order.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "ops/common.h"
 #include "ops/conv_window.h"
@@ -48,6 +50,18 @@ class PoolKernel : public Kernel {
     col_major_ = spec.attrs.get_int("storage_order", 0) != 0;
     with_indices_ = mode_ == PoolMode::Max && spec.outputs.size() > 1;
     if (with_indices_) require_dtype(spec.outputs[1], DType::Int64, "MaxPool Indices");
+    // Row-separable path for 2-D float32 MaxPool (see max2d_plane).
+    fast_max2d_ = mode_ == PoolMode::Max && dtype_ == DType::Float32 && !global_ && !with_indices_ &&
+                  win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1 && win_.out[1] > 0 && win_.out[2] > 0;
+    if (fast_max2d_) {
+      row_len_ = (win_.out[2] - 1) * win_.s[2] + (win_.k[2] - 1) * win_.d[2] + 1;
+      row_stride_ = (row_len_ + 15) / 16 * 16;
+      threads_ = std::max(1, spec.num_threads);
+    }
+  }
+
+  size_t scratch_bytes() const override {
+    return fast_max2d_ ? static_cast<size_t>(row_stride_ * threads_) * sizeof(float) : 0;
   }
 
   void run(const KernelIO& io) override {
@@ -78,6 +92,15 @@ class PoolKernel : public Kernel {
       return;
     }
     const int64_t in_plane = win_.in_size(), out_plane = win_.out_size();
+    if constexpr (std::is_same_v<T, float>) {
+      if (fast_max2d_) {
+        io.pool->parallel_for(planes_, 1, [&](int64_t b, int64_t e) {
+          float* row = static_cast<float*>(io.scratch) + ThreadPool::thread_index() * row_stride_;
+          for (int64_t i = b; i < e; ++i) max2d_plane(X + i * in_plane, Y + i * out_plane, row);
+        });
+        return;
+      }
+    }
     io.pool->parallel_for(planes_, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         pool_plane<T, Acc>(X + i * in_plane, Y + i * out_plane, I ? I + i * out_plane : nullptr, i * in_plane);
@@ -109,6 +132,70 @@ class PoolKernel : public Kernel {
   template <class Acc>
   Acc lp_root(Acc s) const {
     return p_ == 1.0 ? s : p_ == 2.0 ? std::sqrt(s) : static_cast<Acc>(std::pow(s, 1.0 / p_));
+  }
+
+  // 2-D MaxPool of one plane in two passes per output row: the column-wise
+  // max of the window's input rows into `row` (row_len_ floats, column c =
+  // input column c - pw, lowest() outside the input; unit-stride loops the
+  // compiler vectorizes), then each output is the max of its taps in `row`.
+  // Same value as pool_plane: both start from the first tap inside the input
+  // and keep the larger value (v > acc), so only the order among equal or NaN
+  // values could differ.
+  void max2d_plane(const float* x, float* y, float* row) const {
+    const Window3& w = win_;
+    const int64_t IH = w.in[1], IW = w.in[2], OH = w.out[1], OW = w.out[2];
+    const int64_t KH = w.k[1], KW = w.k[2], sh = w.s[1], sw = w.s[2], dh = w.d[1], dw = w.d[2];
+    const int64_t pw = w.pb[2];
+    constexpr float kLow = std::numeric_limits<float>::lowest();
+    // Input columns [c0, c1) of row positions [pw + c0, pw + c1) are inside the plane.
+    const int64_t c0 = std::max<int64_t>(0, -pw), c1 = std::min(IW, row_len_ - pw);
+    for (int64_t j = 0; j < row_len_; ++j) row[j] = kLow;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t h0 = oh * sh - w.pb[1];
+      bool first = true;
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        const int64_t ih = h0 + kh * dh;
+        if (ih < 0 || ih >= IH) continue;
+        const float* xr = x + ih * IW;
+        float* r = row + pw;
+        if (first) {
+          for (int64_t c = c0; c < c1; ++c) r[c] = xr[c];
+          first = false;
+        } else {
+          for (int64_t c = c0; c < c1; ++c) r[c] = xr[c] > r[c] ? xr[c] : r[c];
+        }
+      }
+      if (first)  // no input row in this window: every tap is padding
+        for (int64_t c = c0; c < c1; ++c) row[pw + c] = kLow;
+      float* yr = y + oh * OW;
+      if (KW == 3 && dw == 1 && sw <= 2) {  // ResNet's 3x3/2 and 3x3/1 pools
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const float* r = row + ow * sw;
+          const int64_t c = ow * sw - pw;  // input column of tap 0
+          float acc = c >= 0 || c + 2 < 0 ? r[0] : c + 1 >= 0 ? r[1] : r[2];
+          acc = r[0] > acc ? r[0] : acc;
+          acc = r[1] > acc ? r[1] : acc;
+          acc = r[2] > acc ? r[2] : acc;
+          yr[ow] = acc;
+        }
+        continue;
+      }
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t c = ow * sw - pw;
+        float acc = kLow;
+        bool any = false;
+        for (int64_t kw = 0; kw < KW; ++kw) {
+          const int64_t iw = c + kw * dw;
+          const float v = row[ow * sw + kw * dw];
+          if (!any && iw >= 0 && iw < IW) {
+            acc = v;
+            any = true;
+          }
+          acc = v > acc ? v : acc;
+        }
+        yr[ow] = acc;
+      }
+    }
   }
 
   // One N*C plane; `base` is the flat index of the plane's first input element.
@@ -178,6 +265,9 @@ class PoolKernel : public Kernel {
   int64_t planes_ = 0, inner_ = 0;
   bool global_ = false, count_include_pad_ = false, col_major_ = false, with_indices_ = false;
   double p_ = 2.0;
+  bool fast_max2d_ = false;
+  int64_t row_len_ = 0, row_stride_ = 0;  // max2d_plane's row buffer
+  int threads_ = 1;
 };
 
 std::unique_ptr<Kernel> make_max(const NodeSpec& s) { return std::make_unique<PoolKernel>(s, PoolMode::Max); }
