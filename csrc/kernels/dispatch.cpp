@@ -61,6 +61,7 @@ KernelTable make_table(Isa isa) {
     fill_vmath_avx2(t);
     fill_vbinary_avx2(t);
     fill_conv_avx2(t);
+    fill_conv_wino_avx2(t);  // [conv3x3]
   }
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
@@ -68,6 +69,7 @@ KernelTable make_table(Isa isa) {
     t.isa = Isa::Avx512;
     t.name = "avx512";
     fill_gemm_avx512(t);
+    fill_conv_wino_avx512(t);  // [conv3x3]
   }
 #endif
   return t;

@@ -39,6 +39,7 @@ constexpr int64_t kWinoMinChannels = 16;
 constexpr int64_t kWinoBudget = 256 * 1024;
 constexpr int64_t kWinoMinTiles = 64, kWinoMaxTiles = 256;
 constexpr int64_t kWinoMinTilesTotal = 32;
+constexpr int64_t kWino43MinTiles = 32;  // F(4x4, 3x3) from this many 4x4 tiles
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -217,41 +218,50 @@ class ConvKernel : public Kernel {
   }
 
  private:
-  // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with constant weights
-  // and enough channels: 2.25x fewer multiplies than im2col. Per block of
-  // tile rows (of any images): V[16][C][T] = input transform, 16 GEMMs
-  // Mw[xi][M][T] = U[xi][M][C] @ V[xi], then the output transform adds the
-  // bias; the activation runs on the finished rows.
+  // Winograd for 3x3 stride-1 convolutions with constant weights and enough
+  // channels: F(4x4, 3x3) (4x fewer multiplies than im2col, 6x6 tiles) when the
+  // output has enough 4x4 tiles, else F(2x2, 3x3) (2.25x, 4x4 tiles). Per
+  // block of tile rows (of any images): V[nxi][C][T] = input transform, nxi
+  // GEMMs Mw[xi][M][T] = U[xi][M][C] @ V[xi], then the output transform adds
+  // the bias; the activation runs on the finished rows.
   void setup_winograd(const NodeSpec& spec) {
     const TensorDesc& wt = spec.input(1);
     bool ok = !depthwise_ && G_ == 1 && wt.const_data && win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1;
     for (int a = 1; a < 3 && ok; ++a) ok = win_.k[a] == 3 && win_.s[a] == 1 && win_.d[a] == 1;
     ok = ok && C_ >= kWinoMinChannels && M_ >= kWinoMinChannels && P_ > 0 && N_ > 0;
     if (!ok) return;
-    TH_ = (win_.out[1] + 1) / 2;
-    TW_ = (win_.out[2] + 1) / 2;
-    // Measured: with fewer tiles the 16 GEMMs are too narrow (512x7x7 at
+    // Measured: with fewer tiles the GEMMs are too narrow (F(2x2) 512x7x7 at
     // batch 1, 16 tiles, lost 10%; 64x4x4, 4 tiles, lost 60%).
-    if (N_ * TH_ * TW_ < kWinoMinTilesTotal) return;
+    auto tiles = [&](int64_t e) { return N_ * ((win_.out[1] + e - 1) / e) * ((win_.out[2] + e - 1) / e); };
+    if (tiles(4) >= kWino43MinTiles) wino_e_ = 4;
+    else if (tiles(2) >= kWinoMinTilesTotal) wino_e_ = 2;
+    else return;
     wino_ = true;
-    const int64_t target = std::clamp<int64_t>(kWinoBudget / (16 * (C_ + M_)), kWinoMinTiles, kWinoMaxTiles);
+    const int64_t e = wino_e_, al = e + 2;
+    nxi_ = al * al;
+    TH_ = (win_.out[1] + e - 1) / e;
+    TW_ = (win_.out[2] + e - 1) / e;
+    const int64_t target = std::clamp<int64_t>(kWinoBudget / (nxi_ * (C_ + M_)), kWinoMinTiles, kWinoMaxTiles);
     upb_ = std::max<int64_t>(1, target / TW_);
     Tb_ = upb_ * TW_;
     wino_blocks_ = (N_ * TH_ + upb_ - 1) / upb_;
-    wino_stride_ = round_up(16 * (C_ + M_) * Tb_, 16);
-    // U[xi][m][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+    wino_stride_ = round_up(nxi_ * (C_ + M_) * Tb_, 16);
+    // U[xi][m][c] = (G g G^T)[xi] (in double, rounded once)
+    static const double G2[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+    static const double G4[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+                                    {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    const double(*G)[3] = e == 4 ? G4 : G2;
     const float* w = static_cast<const float*>(wt.const_data);
-    U_.assign(static_cast<size_t>(16 * M_ * C_), 0.f);
-    const double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+    U_.assign(static_cast<size_t>(nxi_ * M_ * C_), 0.f);
     for (int64_t m = 0; m < M_; ++m)
       for (int64_t c = 0; c < C_; ++c) {
         const float* g = w + (m * C_ + c) * 9;
-        double tg[4][3];  // G g
-        for (int i = 0; i < 4; ++i)
+        double tg[6][3];  // G g
+        for (int64_t i = 0; i < al; ++i)
           for (int k = 0; k < 3; ++k) tg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j)
-            U_[static_cast<size_t>(((4 * i + j) * M_ + m) * C_ + c)] =
+        for (int64_t i = 0; i < al; ++i)
+          for (int64_t j = 0; j < al; ++j)
+            U_[static_cast<size_t>(((al * i + j) * M_ + m) * C_ + c)] =
                 static_cast<float>(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
       }
   }
@@ -261,7 +271,9 @@ class ConvKernel : public Kernel {
     auto block = [&](int64_t b, float* buf, ThreadPool* pool) {
       const int64_t u0 = b * upb_, units = std::min(upb_, units_total - u0), T = units * TW_;
       float* V = buf;
-      float* Mw = buf + 16 * C_ * Tb_;
+      float* Mw = buf + nxi_ * C_ * Tb_;
+      const ConvWinoInFn tf_in = wino_e_ == 4 ? table_.conv_wino43_in : table_.conv_wino_in;
+      const ConvWinoOutFn tf_out = wino_e_ == 4 ? table_.conv_wino43_out : table_.conv_wino_out;
       auto in_tf = [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           WinoArgs a;
@@ -277,7 +289,7 @@ class ConvKernel : public Kernel {
           a.TW = TW_;
           a.v = V + c * Tb_;
           a.xi_stride = C_ * Tb_;
-          table_.conv_wino_in(a);
+          tf_in(a);
         }
       };
       auto out_tf = [&](int64_t m0, int64_t m1) {
@@ -294,10 +306,10 @@ class ConvKernel : public Kernel {
           a.v = Mw + m * Tb_;
           a.xi_stride = M_ * Tb_;
           a.bias = B ? B[m] : 0.f;
-          table_.conv_wino_out(a);
+          tf_out(a);
           if (act_.kind == Activation::None) continue;
           for (int64_t u = u0; u < u0 + units; ++u) {  // rows of each tile row, in place
-            const int64_t th = u % TH_, r0 = 2 * th, r1 = std::min(OH, r0 + 2);
+            const int64_t th = u % TH_, r0 = wino_e_ * th, r1 = std::min(OH, r0 + wino_e_);
             float* y = Y + ((u / TH_) * M_ + m) * P_ + r0 * OW;
             table_.activation(y, y, (r1 - r0) * OW, act_);
           }
@@ -305,7 +317,7 @@ class ConvKernel : public Kernel {
       };
       if (pool) pool->parallel_for(C_, 1, in_tf);
       else in_tf(0, C_);
-      for (int xi = 0; xi < 16; ++xi) {
+      for (int64_t xi = 0; xi < nxi_; ++xi) {
         GemmArgs g;
         g.M = M_;
         g.N = T;
@@ -364,8 +376,9 @@ class ConvKernel : public Kernel {
   int64_t dw_stride_ = 0;
   // Winograd: tile rows/columns per image, tile rows per block, tiles per block
   bool wino_ = false;
+  int64_t wino_e_ = 2, nxi_ = 16;  // output tile size (F(e x e, 3x3)), transformed values per tile
   int64_t TH_ = 0, TW_ = 0, upb_ = 1, Tb_ = 0, wino_blocks_ = 0, wino_stride_ = 0;
-  std::vector<float> U_;  // transformed weights [16][M][C]  // floats of depthwise work space per thread (0: none)
+  std::vector<float> U_;  // transformed weights [nxi][M][C]  // floats of depthwise work space per thread (0: none)
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   Activation act_;
