@@ -46,8 +46,66 @@ inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // Rows (c, kd, kh, kw) for channels [c0, c1) and columns [p0, p1) of the
 // flattened output of one group's input x [Cg][D][H][W]; row r of channel c
 // is written at col + ((c - c0) * ksize + r) * ld. Taps outside the input are 0.
+// 2-D windows with stride 2 along W (ResNet's 7x7/2 stem and 3x3/2 convs):
+// the input rows a tile needs are first split into even and odd columns
+// (work: ih_rows x 2 x half floats), so that every (kh, kw) row of the tile
+// is a plain copy from one phase instead of a strided gather.
+inline bool im2col_split_w2(const Window3& w) {
+  return w.in[0] == 1 && w.k[0] == 1 && w.out[0] == 1 && w.s[2] == 2 && w.d[2] == 1;
+}
+inline int64_t im2col_half(const Window3& w) { return (w.in[2] + 1) / 2; }
+
+void im2col_w2(const float* x, const Window3& w, int64_t c0, int64_t c1, int64_t p0, int64_t p1, float* col,
+               int64_t ld, float* work) {
+  const int64_t OW = w.out[2], IH = w.in[1], IW = w.in[2], half = im2col_half(w);
+  // input rows read by output rows [p0 / OW, (p1 - 1) / OW]
+  const int64_t ih0 = std::max<int64_t>(0, (p0 / OW) * w.s[1] - w.pb[1]);
+  const int64_t ih1 = std::min(IH, ((p1 - 1) / OW) * w.s[1] - w.pb[1] + (w.k[1] - 1) * w.d[1] + 1);
+  float* dst = col;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* xc = x + c * w.in_size();
+    for (int64_t ih = ih0; ih < ih1; ++ih) {
+      const float* xr = xc + ih * IW;
+      float* e = work + (ih - ih0) * 2 * half;
+      float* o = e + half;
+      for (int64_t j = 0; j < IW / 2; ++j) {
+        e[j] = xr[2 * j];
+        o[j] = xr[2 * j + 1];
+      }
+      if (IW % 2) e[IW / 2] = xr[IW - 1];
+    }
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw, dst += ld) {
+        const int64_t off = kw - w.pb[2];        // input column = 2 * ow + off
+        const int64_t q = off & 1, sh = (off - q) / 2;  // = phase q, index ow + sh
+        int64_t lo, hi;
+        valid_range(off, 2, IW, OW, &lo, &hi);
+        int64_t p = p0, ow = p % OW, oh = p / OW;
+        float* out = dst;
+        while (p < p1) {
+          const int64_t n = std::min(p1 - p, OW - ow);
+          const int64_t ih = oh * w.s[1] - w.pb[1] + kh * w.d[1];
+          if (ih < 0 || ih >= IH) {
+            std::fill(out, out + n, 0.f);
+          } else {
+            const float* src = work + (ih - ih0) * 2 * half + q * half + sh;
+            const int64_t a = std::clamp(lo, ow, ow + n), b = std::clamp(hi, a, ow + n);
+            std::fill(out, out + (a - ow), 0.f);
+            for (int64_t j = a; j < b; ++j) out[j - ow] = src[j];
+            std::fill(out + (b - ow), out + n, 0.f);
+          }
+          out += n;
+          p += n;
+          ow = 0;
+          ++oh;
+        }
+      }
+  }
+}
+
 void im2col(const float* x, const Window3& w, int64_t c0, int64_t c1, int64_t p0, int64_t p1, float* col,
-            int64_t ld) {
+            int64_t ld, float* work = nullptr) {
+  if (work && im2col_split_w2(w)) return im2col_w2(x, w, c0, c1, p0, p1, col, ld, work);
   const int64_t OH = w.out[1], OW = w.out[2];
   const int64_t ID = w.in[0], IH = w.in[1], IW = w.in[2];
   float* dst = col;
@@ -137,6 +195,8 @@ class ConvKernel : public Kernel {
     whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
     threads_ = std::max(1, spec.num_threads);
     col_stride_ = round_up(Kg_ * tile_, 16);
+    if (!pointwise_ && !depthwise_ && im2col_split_w2(win_))  // im2col_w2's phase rows: a whole plane at most
+      work_stride_ = round_up(win_.in[1] * 2 * im2col_half(win_), 16);
     setup_winograd(spec);
     if (depthwise_ && win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1)
       dw_stride_ = round_up(conv_dw_scratch_floats(win_.out[1], win_.out[2], win_.k[1], win_.k[2], win_.s[1],
@@ -147,8 +207,8 @@ class ConvKernel : public Kernel {
     if (wino_) return static_cast<size_t>(wino_stride_ * (wino_blocks_ >= kMinParallelTiles ? threads_ : 1)) * sizeof(float);
     if (depthwise_) return static_cast<size_t>(dw_stride_ * threads_) * sizeof(float);
     if (pointwise_) return 0;
-    size_t floats = whole_ ? static_cast<size_t>(Kg_ * P_) : static_cast<size_t>(col_stride_ * threads_);
-    return floats * sizeof(float);
+    size_t floats = whole_ ? static_cast<size_t>(round_up(Kg_ * P_, 16)) : static_cast<size_t>(col_stride_ * threads_);
+    return (floats + static_cast<size_t>(work_stride_ * threads_)) * sizeof(float);
   }
 
   void run(const KernelIO& io) override {
@@ -171,6 +231,9 @@ class ConvKernel : public Kernel {
     base.ldc = P_;
     base.act = act_;
     float* scratch = static_cast<float*>(io.scratch);
+    // per-thread work space of im2col_w2 after the columns
+    float* work = work_stride_ ? scratch + (whole_ ? round_up(Kg_ * P_, 16) : col_stride_ * threads_) : nullptr;
+    auto thread_work = [&] { return work ? work + ThreadPool::thread_index() * work_stride_ : nullptr; };
     if (whole_) {
       for (int64_t n = 0; n < N_; ++n)
         for (int64_t g = 0; g < G_; ++g) {
@@ -180,7 +243,7 @@ class ConvKernel : public Kernel {
             a.B = xg;
           } else {
             io.pool->parallel_for(Cg_, 1, [&](int64_t c0, int64_t c1) {
-              im2col(xg, win_, c0, c1, 0, P_, scratch + c0 * ks_ * P_, P_);
+              im2col(xg, win_, c0, c1, 0, P_, scratch + c0 * ks_ * P_, P_, thread_work());
             });
             a.B = scratch;
           }
@@ -204,7 +267,7 @@ class ConvKernel : public Kernel {
           a.B = xg + p0;
           a.ldb = P_;
         } else {
-          im2col(xg, win_, 0, Cg_, p0, p1, col, p1 - p0);
+          im2col(xg, win_, 0, Cg_, p0, p1, col, p1 - p0, thread_work());
           a.B = col;
           a.ldb = p1 - p0;
         }
@@ -373,6 +436,7 @@ class ConvKernel : public Kernel {
   Window3 win_;
   int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kg_ = 0, P_ = 0;
   int64_t tile_ = 1, ntiles_ = 1, col_stride_ = 0;
+  int64_t work_stride_ = 0;  // floats of im2col_w2 work space per thread (0: not used)
   int64_t dw_stride_ = 0;
   // Winograd: tile rows/columns per image, tile rows per block, tiles per block
   bool wino_ = false;
