@@ -380,19 +380,26 @@ class ConvKernel : public Kernel {
       };
       if (pool) pool->parallel_for(C_, 1, in_tf);
       else in_tf(0, C_);
-      for (int64_t xi = 0; xi < nxi_; ++xi) {
-        GemmArgs g;
-        g.M = M_;
-        g.N = T;
-        g.K = C_;
-        g.A = U_.data() + xi * M_ * C_;
-        g.lda = C_;
-        g.B = V + xi * C_ * Tb_;
-        g.ldb = Tb_;
-        g.C = Mw + xi * M_ * Tb_;
-        g.ldc = Tb_;
-        table_.sgemm(g, pool);
-      }
+      // The nxi GEMMs are independent: with a pool each runs whole on one
+      // thread (each alone is too small to split well); a GEMM's result does
+      // not depend on which thread runs it.
+      auto gemms = [&](int64_t x0, int64_t x1) {
+        for (int64_t xi = x0; xi < x1; ++xi) {
+          GemmArgs g;
+          g.M = M_;
+          g.N = T;
+          g.K = C_;
+          g.A = U_.data() + xi * M_ * C_;
+          g.lda = C_;
+          g.B = V + xi * C_ * Tb_;
+          g.ldb = Tb_;
+          g.C = Mw + xi * M_ * Tb_;
+          g.ldc = Tb_;
+          table_.sgemm(g, nullptr);
+        }
+      };
+      if (pool) pool->parallel_for(nxi_, 1, gemms);
+      else gemms(0, nxi_);
       if (pool) pool->parallel_for(M_, 1, out_tf);
       else out_tf(0, M_);
     };
