@@ -185,6 +185,17 @@ class ConvKernel : public Kernel {
       require(spec.input(2).numel() == M_, "Conv bias must have " + std::to_string(M_) + " entries");
     }
     act_ = fused_activation(spec);
+    // Residual input (graph/passes/fuse_residual.py): Y = act(conv + bias + Z).
+    // Every path then runs without the activation (act_ = None) and the sum
+    // and activation are applied afterwards (Winograd: per finished rows).
+    has_sum_ = spec.has_input(3);
+    if (has_sum_) {
+      require_dtype(spec.input(3), DType::Float32, "Conv residual input");
+      require(spec.input(3).shape == y.shape, "Conv residual input " + shape_str(spec.input(3).shape) +
+                                                  " must have the output shape " + shape_str(y.shape));
+      sum_act_ = act_;
+      act_ = Activation();
+    }
     bool unit = true;
     for (int a = 0; a < 3; ++a) unit = unit && win_.k[a] == 1 && win_.s[a] == 1 && win_.pb[a] == 0 && win_.pe[a] == 0;
     depthwise_ = Cg_ == 1 && G_ == C_ && G_ > 1;
@@ -217,12 +228,26 @@ class ConvKernel : public Kernel {
     const float* B = has_bias_ ? in_ptr<float>(io, 2) : nullptr;
     float* Y = out_ptr<float>(io, 0);
     if (N_ == 0 || M_ == 0 || P_ == 0) return;
+    const float* Z = has_sum_ ? in_ptr<float>(io, 3) : nullptr;
+    if (wino_) return run_winograd(io, X, B, Z, Y);  // adds Z itself
+    run_paths(io, X, W, B, Y);
+    if (has_sum_)  // Y = act(Y + Z), plane by plane
+      io.pool->parallel_for(N_ * M_, std::max<int64_t>(1, 16384 / P_), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          float* y = Y + i * P_;
+          table_.add(y, Z + i * P_, y, P_);
+          if (sum_act_.kind != Activation::None) table_.activation(y, y, P_, sum_act_);
+        }
+      });
+  }
+
+ private:
+  void run_paths(const KernelIO& io, const float* X, const float* W, const float* B, float* Y) {
     if (Kg_ == 0) {
       fill_bias(table_, Y, B, N_ * M_, M_, P_, act_);
       return;
     }
     if (depthwise_) return run_depthwise(io, X, W, B, Y);
-    if (wino_) return run_winograd(io, X, B, Y);
 
     GemmArgs base;
     base.M = Mg_;
@@ -280,7 +305,6 @@ class ConvKernel : public Kernel {
     });
   }
 
- private:
   // Winograd for 3x3 stride-1 convolutions with constant weights and enough
   // channels: F(4x4, 3x3) (4x fewer multiplies than im2col, 6x6 tiles) when the
   // output has enough 4x4 tiles, else F(2x2, 3x3) (2.25x, 4x4 tiles). Per
@@ -329,7 +353,7 @@ class ConvKernel : public Kernel {
       }
   }
 
-  void run_winograd(const KernelIO& io, const float* X, const float* B, float* Y) {
+  void run_winograd(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
     const int64_t units_total = N_ * TH_, OH = win_.out[1], OW = win_.out[2];
     auto block = [&](int64_t b, float* buf, ThreadPool* pool) {
       const int64_t u0 = b * upb_, units = std::min(upb_, units_total - u0), T = units * TW_;
@@ -370,11 +394,14 @@ class ConvKernel : public Kernel {
           a.xi_stride = M_ * Tb_;
           a.bias = B ? B[m] : 0.f;
           tf_out(a);
-          if (act_.kind == Activation::None) continue;
+          const Activation& act = has_sum_ ? sum_act_ : act_;
+          if (act.kind == Activation::None && !Z) continue;
           for (int64_t u = u0; u < u0 + units; ++u) {  // rows of each tile row, in place
             const int64_t th = u % TH_, r0 = wino_e_ * th, r1 = std::min(OH, r0 + wino_e_);
-            float* y = Y + ((u / TH_) * M_ + m) * P_ + r0 * OW;
-            table_.activation(y, y, (r1 - r0) * OW, act_);
+            const int64_t off = ((u / TH_) * M_ + m) * P_ + r0 * OW;
+            float* y = Y + off;
+            if (Z) table_.add(y, Z + off, y, (r1 - r0) * OW);
+            if (act.kind != Activation::None) table_.activation(y, y, (r1 - r0) * OW, act);
           }
         }
       };
@@ -453,6 +480,8 @@ class ConvKernel : public Kernel {
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   Activation act_;
+  bool has_sum_ = false;  // residual input 3: Y = sum_act_(conv + bias + Z)
+  Activation sum_act_;
 };
 
 // ConvTranspose: per image and group, col[Mg*k, HW_in] = W_g^T @ X[n][g]
