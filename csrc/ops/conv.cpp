@@ -6,14 +6,20 @@
 //  - depthwise (group == C_in, one input channel per group): a direct kernel
 //    per output plane (table_.conv_dw_plane, with a per-thread work space for
 //    the SIMD one's padded copy), parallel over planes;
-//  - 3x3 stride 1, constant weights, >= 16 channels each side, >= 32 output
-//    tiles: Winograd F(2x2, 3x3) (run_winograd);
+//  - 3x3 stride 1, constant weights, >= 16 channels each side: Winograd
+//    F(4x4, 3x3) when the output has >= 32 tiles of 4x4 (all images), else
+//    F(2x2, 3x3) when it has >= 32 tiles of 2x2 (run_winograd; transforms in
+//    kernels/conv_wino_impl.h and, for AVX-512, kernels/avx512/conv_wino_avx512.cpp);
 //  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
 //    GEMM reads the input in place;
 //  - everything else: im2col of a tile of output columns into per-thread
 //    scratch, then Y_tile = W_g @ col. Tiles of every (image, group) are
 //    spread over the threads; when there are too few tiles (batch 1, small
 //    output) one whole im2col per image is made and the GEMM itself threads.
+//    With stride 2 along W the input rows are first split into even and odd
+//    columns (im2col_w2), so every row of the columns is a plain copy.
+// Residual input 3 (graph/passes/fuse_residual.py): Y = act(conv + bias + Z);
+// Winograd adds Z to each finished row, the other paths in a pass after.
 // The weights [M, C/g, k...] are already the row-major A operand of each
 // group's GEMM, so constant and computed weights take the same path.
 #include <algorithm>
