@@ -1,8 +1,7 @@
 // AVX-512 Winograd transforms.
 //
-// F(2x2, 3x3): the portable code of kernels/conv_wino_impl.h compiled with
-// AVX-512 flags.
-// F(4x4, 3x3): written with intrinsics, 16 tiles per vector. The portable
+// Both F(2x2, 3x3) and F(4x4, 3x3) written with intrinsics, 16 tiles per
+// vector. The portable
 // loops run over the tiles of one tile row, which are only 7 to 14 for the
 // ResNet planes (28..56 wide), so the compiler's 16-wide loops never ran and
 // everything went through the scalar remainder; here a partial group of tiles
@@ -18,13 +17,110 @@ namespace pyengine {
 
 namespace {
 
-void conv_wino_in_avx512(const WinoArgs& a) { conv_detail::wino_in(a); }
-void conv_wino_out_avx512(const WinoArgs& a) { conv_detail::wino_out(a); }
-
 inline __mmask16 lanes_below(int64_t n) {  // lanes [0, n) for n in any range
   return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
 }
 inline __mmask16 lanes_between(int64_t lo, int64_t hi) { return lanes_below(hi) & ~lanes_below(lo); }
+
+// --- F(2x2, 3x3), 16 tiles per vector (see conv_wino_impl.h for the math) ---
+
+// B^T (d0..d3) = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+inline void bt4(const __m512 d[4], __m512 r[4]) {
+  r[0] = _mm512_sub_ps(d[0], d[2]);
+  r[1] = _mm512_add_ps(d[1], d[2]);
+  r[2] = _mm512_sub_ps(d[2], d[1]);
+  r[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+inline __m512 shift_in(__m512 v, __m512 next) {  // lanes 1..15 of v, then lane 0 of next
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(v), 1));
+}
+
+void conv_wino_in_avx512(const WinoArgs& a) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t u = 0; u < a.units; ++u) {
+    const int64_t tr = a.th0 + u, th = tr % a.TH;
+    const float* x = a.x + (tr / a.TH) * a.plane;
+    float* v = a.v + u * a.TW;
+    for (int64_t jb = 0; jb < a.TW; jb += 16) {
+      const __mmask16 valid = lanes_below(a.TW - jb);
+      const int64_t c0 = 2 * jb - a.pw;  // input column of tile jb's patch column 0
+      __m512 d[4][4];                    // [patch row][patch column]
+      for (int r = 0; r < 4; ++r) {
+        const int64_t ih = 2 * th + r - a.ph;
+        if (ih < 0 || ih >= a.h) {
+          for (int k = 0; k < 4; ++k) d[r][k] = _mm512_setzero_ps();
+          continue;
+        }
+        const float* xr = x + ih * a.w;
+        __m512 l[3];
+        for (int q = 0; q < 3; ++q) {  // columns c0 + [0, 48); of the third only 2 are needed
+          const int64_t i0 = 16 * q;
+          const __mmask16 m = lanes_between(-c0 - i0, a.w - c0 - i0) & (q == 2 ? 0x3 : 0xFFFF);
+          l[q] = m ? _mm512_maskz_loadu_ps(m, xr + (c0 + i0)) : _mm512_setzero_ps();
+        }
+        const __m512 e = _mm512_permutex2var_ps(l[0], even, l[1]);  // column 2j
+        const __m512 o = _mm512_permutex2var_ps(l[0], odd, l[1]);   // column 2j + 1
+        d[r][0] = e;
+        d[r][1] = o;
+        d[r][2] = shift_in(e, l[2]);                                        // column 2j + 2
+        d[r][3] = shift_in(o, _mm512_permutexvar_ps(_mm512_set1_epi32(1), l[2]));  // column 2j + 3
+      }
+      __m512 t[4][4];  // B^T d: [row i][patch column]
+      for (int k = 0; k < 4; ++k) {
+        const __m512 col[4] = {d[0][k], d[1][k], d[2][k], d[3][k]};
+        __m512 r[4];
+        bt4(col, r);
+        for (int i = 0; i < 4; ++i) t[i][k] = r[i];
+      }
+      for (int i = 0; i < 4; ++i) {  // V[i][*] = t[i] B
+        __m512 r[4];
+        bt4(t[i], r);
+        for (int l2 = 0; l2 < 4; ++l2) _mm512_mask_storeu_ps(v + (4 * i + l2) * a.xi_stride + jb, valid, r[l2]);
+      }
+    }
+  }
+}
+
+void conv_wino_out_avx512(const WinoArgs& a) {
+  const __m512 bias = _mm512_set1_ps(a.bias);
+  // 128-bit lanes of (lo, hi) = unpack{lo,hi}(r0, r1) in column order
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  for (int64_t u = 0; u < a.units; ++u) {
+    const int64_t tr = a.th0 + u, th = tr % a.TH;
+    float* y = a.y + (tr / a.TH) * a.plane;
+    for (int64_t jb = 0; jb < a.TW; jb += 16) {
+      const __mmask16 valid = lanes_below(a.TW - jb);
+      const float* mb = a.v + u * a.TW + jb;
+      __m512 s[2][4];  // A^T m: [output row][m column]
+      for (int col = 0; col < 4; ++col) {
+        const __m512 m0 = _mm512_maskz_loadu_ps(valid, mb + (0 + col) * a.xi_stride);
+        const __m512 m1 = _mm512_maskz_loadu_ps(valid, mb + (4 + col) * a.xi_stride);
+        const __m512 m2 = _mm512_maskz_loadu_ps(valid, mb + (8 + col) * a.xi_stride);
+        const __m512 m3 = _mm512_maskz_loadu_ps(valid, mb + (12 + col) * a.xi_stride);
+        s[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      }
+      const int64_t cb = 2 * jb, ce = std::min(a.w, 2 * a.TW);
+      for (int i = 0; i < 2; ++i) {
+        const int64_t oh = 2 * th + i;
+        if (oh >= a.h) break;
+        const __m512 r0 = _mm512_add_ps(bias, _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]));
+        const __m512 r1 = _mm512_add_ps(bias, _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]));
+        const __m512 lo = _mm512_unpacklo_ps(r0, r1), hi = _mm512_unpackhi_ps(r0, r1);
+        const __m512 out[2] = {_mm512_permutex2var_ps(lo, first, hi), _mm512_permutex2var_ps(lo, second, hi)};
+        float* yr = y + oh * a.w;
+        for (int q = 0; q < 2; ++q) {
+          const int64_t c = cb + 16 * q;
+          const __mmask16 m = lanes_below(ce - c);
+          if (m) _mm512_mask_storeu_ps(yr + c, m, out[q]);
+        }
+      }
+    }
+  }
+}
 
 // B^T applied to 6 vectors (see wino43_bt).
 inline void bt6(const __m512 d[6], __m512 r[6]) {
