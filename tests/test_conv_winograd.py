@@ -1,12 +1,12 @@
 """Winograd 3x3 stride-1 convolutions against onnxruntime.
 
 ConvKernel picks F(4x4, 3x3) when the output has >= 32 tiles of 4x4 (all
-images together), else F(2x2, 3x3) when it has >= 32 tiles of 2x2, else
-im2col. Randomized shapes: odd planes (cut tiles at the right and bottom),
+images together) and C * M <= 128 * 128, else F(2x2, 3x3) when it has >= 32
+tiles of 2x2, else im2col. Randomized shapes: odd planes (cut tiles at the right and bottom),
 widths from one tile up to more than one 32-tile chunk and past one 16-lane
 vector, channels that are not multiples of 16, asymmetric pads, batch > 1,
-fused activations, every ISA, and 512-channel layers for the accuracy of
-the larger F(4x4) transforms (weights at the He scale of a trained ResNet, so
+fused activations, every ISA, and 128- and 512-channel layers for the
+accuracy of the transforms (weights at the He scale of a trained ResNet, so
 outputs are O(1), compared with a 1e-4 absolute bound)."""
 import numpy as np
 import pytest
@@ -70,9 +70,14 @@ def test_winograd_thresholds(isa, rng, n, h, w, pads):
     assert_matches_ort(model, feeds, **TOL)
 
 
-@pytest.mark.parametrize("n", [1, 2])  # 512 x 14 x 14: F(2x2) at batch 1 (16 tiles of 4x4), F(4x4) at batch 2
-def test_winograd_512_channels_accuracy(isa, rng, n):
-    model, feeds = conv3x3(rng, n, 512, 14, 14, 512, [1, 1, 1, 1], act="Relu")
+@pytest.mark.parametrize("n,c,h", [
+    (1, 128, 28),   # F(4x4) at its largest channel count
+    (1, 512, 14),   # F(2x2)
+    (2, 512, 14),   # F(2x2): 32 tiles of 4x4, but 512 x 512 channels
+    (2, 136, 12),   # F(2x2): C * M just above F(4x4)'s limit
+])
+def test_winograd_accuracy(isa, rng, n, c, h):
+    model, feeds = conv3x3(rng, n, c, h, h, c, [1, 1, 1, 1], act="Relu")
     x = np.abs(feeds["x"])  # post-ReLU activations, as in a ResNet
     feeds = {"x": x}
     assert_matches_ort(model, feeds, rtol=0, atol=1e-4)
