@@ -1,8 +1,8 @@
 """Winograd 3x3 stride-1 convolutions against onnxruntime.
 
 ConvKernel picks F(4x4, 3x3) when the output has >= 32 tiles of 4x4 (all
-images together) and C * M <= 128 * 128, else F(2x2, 3x3) when it has >= 32
-tiles of 2x2, else im2col. Randomized shapes: odd planes (cut tiles at the right and bottom),
+images together) and C * M <= 128 * 128 or the output plane is >= 28 x 28,
+else F(2x2, 3x3) when it has >= 32 tiles of 2x2, else im2col. Randomized shapes: odd planes (cut tiles at the right and bottom),
 widths from one tile up to more than one 32-tile chunk and past one 16-lane
 vector, channels that are not multiples of 16, asymmetric pads, batch > 1,
 fused activations, every ISA, and 128- and 512-channel layers for the
@@ -75,6 +75,7 @@ def test_winograd_thresholds(isa, rng, n, h, w, pads):
     (1, 512, 14),   # F(2x2)
     (2, 512, 14),   # F(2x2): 32 tiles of 4x4, but 512 x 512 channels
     (2, 136, 12),   # F(2x2): C * M just above F(4x4)'s limit
+    (1, 160, 28),   # F(4x4) again: above the limit but a 28 x 28 plane
 ])
 def test_winograd_accuracy(isa, rng, n, c, h):
     model, feeds = conv3x3(rng, n, c, h, h, c, [1, 1, 1, 1], act="Relu")

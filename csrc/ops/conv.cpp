@@ -8,7 +8,7 @@
 //    the SIMD one's padded copy), parallel over planes;
 //  - 3x3 stride 1, constant weights, >= 16 channels each side: Winograd
 //    F(4x4, 3x3) when the output has >= 32 tiles of 4x4 (all images) and
-//    C * M <= 128 * 128, else
+//    C * M <= 128 * 128 or the plane is >= 28 x 28, else
 //    F(2x2, 3x3) when it has >= 32 tiles of 2x2 (run_winograd; transforms in
 //    kernels/conv_wino_impl.h and, for AVX-512, kernels/avx512/conv_wino_avx512.cpp);
 //  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
@@ -47,11 +47,14 @@ constexpr int64_t kWinoBudget = 256 * 1024;
 constexpr int64_t kWinoMinTiles = 64, kWinoMaxTiles = 256;
 constexpr int64_t kWinoMinTilesTotal = 32;
 constexpr int64_t kWino43MinTiles = 32;  // F(4x4, 3x3) from this many 4x4 tiles
-// ... and up to this C * M: its 36 transformed weight matrices (2.4 MB at
-// 128 x 128, about the L2) are streamed once per block; at 256 and 512
-// channels that made F(4x4) slower than F(2x2) (batch 8: 256x14x14 7.9 vs
-// 6.4 ms, 512x7x7 10.6 vs 8.2 ms), and F(2x2) is the more accurate.
+// ... and up to this C * M, or on planes of at least 28 x 28 outputs. Its 36
+// transformed weight matrices (2.4 MB at 128 x 128, about the L2) are
+// streamed once per block: on the small planes of 256 and 512 channels that
+// made F(4x4) slower than F(2x2) (batch 8: 256x14x14 7.9 vs 6.4 ms, 512x7x7
+// 10.6 vs 8.2 ms), while on large planes it still won (batch 1: 256x28x28
+// 2.9 vs 3.6 ms, 256x56x56 9.9 vs 13.6, 512x28x28 12.0 vs 12.7).
 constexpr int64_t kWino43MaxCM = 128 * 128;
+constexpr int64_t kWino43BigPlane = 28;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -332,7 +335,8 @@ class ConvKernel : public Kernel {
     // Measured: with fewer tiles the GEMMs are too narrow (F(2x2) 512x7x7 at
     // batch 1, 16 tiles, lost 10%; 64x4x4, 4 tiles, lost 60%).
     auto tiles = [&](int64_t e) { return N_ * ((win_.out[1] + e - 1) / e) * ((win_.out[2] + e - 1) / e); };
-    if (tiles(4) >= kWino43MinTiles && C_ * M_ <= kWino43MaxCM) wino_e_ = 4;
+    const bool f43_fits = C_ * M_ <= kWino43MaxCM || std::min(win_.out[1], win_.out[2]) >= kWino43BigPlane;
+    if (tiles(4) >= kWino43MinTiles && f43_fits) wino_e_ = 4;
     else if (tiles(2) >= kWinoMinTilesTotal) wino_e_ = 2;
     else return;
     wino_ = true;
