@@ -119,3 +119,128 @@ static void wino_out(const WinoArgs& a) {
 
 }  // namespace conv_detail
 }  // namespace pyengine
+
+// --- Winograd F(4x4, 3x3) (same WinoArgs; tiles of 4x4 outputs, 36 values
+// per tile, xi = 6i + l). Interpolation points 0, +-1, +-2:
+//
+//   B^T = [4  0 -5  0 1 0]   A^T = [1 1  1 1  1 0]
+//         [0 -4 -4  1 1 0]         [0 1 -1 2 -2 0]
+//         [0  4 -4 -1 1 0]         [0 1  1 4  4 0]
+//         [0 -2 -1  2 1 0]         [0 1 -1 8 -8 1]
+//         [0  2 -1 -2 1 0]
+//         [0  4  0 -5 0 1]
+// Tile j of a tile row reads input columns 4j..4j+5: each input row is copied
+// (zero-padded) to a line and split into its 4 column phases, so patch
+// column k of tile j is phase k % 4 at j + k / 4 and every loop over tiles is
+// unit-stride (vectorized over 8 or 16 tiles).
+namespace pyengine {
+namespace conv_detail {
+
+constexpr int64_t kWino43Chunk = 32;  // tiles per chunk (stack buffers)
+
+// r0..r5 = B^T (d0..d5), elementwise over n values.
+// (__restrict: the outputs never overlap the inputs, so the loop vectorizes
+// without run-time overlap checks between twelve pointers.)
+static inline void wino43_bt(const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                             const float* __restrict d3, const float* __restrict d4, const float* __restrict d5,
+                             float* __restrict r0, float* __restrict r1, float* __restrict r2, float* __restrict r3,
+                             float* __restrict r4, float* __restrict r5, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float a1 = d1[j], a2 = d2[j], a3 = d3[j], a4 = d4[j];
+    const float p = a4 - 4.f * a2, q = a3 - 4.f * a1;  // rows 1, 2: p + q, p - q
+    const float s = a4 - a2, t = 2.f * (a3 - a1);      // rows 3, 4: s + t, s - t
+    r0[j] = 4.f * d0[j] - 5.f * a2 + a4;
+    r1[j] = p + q;
+    r2[j] = p - q;
+    r3[j] = s + t;
+    r4[j] = s - t;
+    r5[j] = 4.f * a1 - 5.f * a3 + d5[j];
+  }
+}
+
+static void wino43_in(const WinoArgs& a) {
+  float line[4 * (kWino43Chunk + 1)];
+  float ph[6][4][kWino43Chunk + 1];  // [input row][column phase][tile]
+  float t[6][6][kWino43Chunk];       // B^T d: [row i][patch column][tile]
+  for (int64_t u = 0; u < a.units; ++u) {
+    const int64_t tr = a.th0 + u, th = tr % a.TH;
+    const float* x = a.x + (tr / a.TH) * a.plane;
+    for (int64_t j0 = 0; j0 < a.TW; j0 += kWino43Chunk) {
+      const int64_t nj = std::min(kWino43Chunk, a.TW - j0), len = 4 * (nj + 1);
+      const int64_t c0 = 4 * j0 - a.pw;  // input column of line[0]
+      for (int r = 0; r < 6; ++r) {
+        const int64_t ih = 4 * th + r - a.ph;
+        if (ih < 0 || ih >= a.h) {
+          for (int q = 0; q < 4; ++q)
+            for (int64_t j = 0; j <= nj; ++j) ph[r][q][j] = 0.f;
+          continue;
+        }
+        const float* xr = x + ih * a.w;
+        const int64_t lo = std::clamp<int64_t>(-c0, 0, len), hi = std::clamp<int64_t>(a.w - c0, lo, len);
+        for (int64_t i = 0; i < lo; ++i) line[i] = 0.f;
+        for (int64_t i = lo; i < hi; ++i) line[i] = xr[c0 + i];
+        for (int64_t i = hi; i < len; ++i) line[i] = 0.f;
+        for (int q = 0; q < 4; ++q)
+          for (int64_t j = 0; j <= nj; ++j) ph[r][q][j] = line[4 * j + q];
+      }
+      for (int k = 0; k < 6; ++k) {  // columns of the patch
+        const int q = k % 4, sh = k / 4;
+        wino43_bt(ph[0][q] + sh, ph[1][q] + sh, ph[2][q] + sh, ph[3][q] + sh, ph[4][q] + sh, ph[5][q] + sh,
+                  t[0][k], t[1][k], t[2][k], t[3][k], t[4][k], t[5][k], nj);
+      }
+      float* v = a.v + u * a.TW + j0;
+      for (int i = 0; i < 6; ++i) {  // V[i][*] = t[i] B
+        float* vi = v + 6 * i * a.xi_stride;
+        const int64_t s = a.xi_stride;
+        wino43_bt(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], vi, vi + s, vi + 2 * s, vi + 3 * s,
+                  vi + 4 * s, vi + 5 * s, nj);
+      }
+    }
+  }
+}
+
+// r0..r3 = A^T (m0..m5) (+ bias), elementwise over n values.
+static inline void wino43_at(const float* __restrict m0, const float* __restrict m1, const float* __restrict m2,
+                             const float* __restrict m3, const float* __restrict m4, const float* __restrict m5,
+                             float* __restrict r0, float* __restrict r1, float* __restrict r2, float* __restrict r3,
+                             float bias, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float p = m1[j] + m2[j], q = m1[j] - m2[j], s = m3[j] + m4[j], t = m3[j] - m4[j];
+    r0[j] = bias + (m0[j] + p + s);
+    r1[j] = bias + (q + 2.f * t);
+    r2[j] = bias + (p + 4.f * s);
+    r3[j] = bias + (q + 8.f * t + m5[j]);
+  }
+}
+
+static void wino43_out(const WinoArgs& a) {
+  float s[4][6][kWino43Chunk];  // A^T m: [output row][m column][tile]
+  float r[4][4][kWino43Chunk];  // [output row][output column mod 4][tile]
+  for (int64_t u = 0; u < a.units; ++u) {
+    const int64_t tr = a.th0 + u, th = tr % a.TH;
+    float* y = a.y + (tr / a.TH) * a.plane;
+    for (int64_t j0 = 0; j0 < a.TW; j0 += kWino43Chunk) {
+      const int64_t nj = std::min(kWino43Chunk, a.TW - j0);
+      const float* m = a.v + u * a.TW + j0;
+      const int64_t st = a.xi_stride;
+      for (int l = 0; l < 6; ++l) {
+        const float* ml = m + l * st;
+        wino43_at(ml, ml + 6 * st, ml + 12 * st, ml + 18 * st, ml + 24 * st, ml + 30 * st, s[0][l], s[1][l], s[2][l],
+                  s[3][l], 0.f, nj);
+      }
+      for (int i = 0; i < 4; ++i)
+        wino43_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], r[i][0], r[i][1], r[i][2], r[i][3], a.bias,
+                  nj);
+      for (int i = 0; i < 4; ++i) {
+        const int64_t oh = 4 * th + i;
+        if (oh >= a.h) break;
+        float* yr = y + oh * a.w;
+        const int64_t cb = 4 * j0, ce = std::min(a.w, 4 * (j0 + nj));
+        for (int64_t c = cb; c < ce; ++c) yr[c] = r[i][c & 3][(c - cb) >> 2];
+      }
+    }
+  }
+}
+
+}  // namespace conv_detail
+}  // namespace pyengine

@@ -63,6 +63,7 @@ KernelTable make_table(Isa isa) {
     fill_vbinary_avx2(t);
     fill_conv_avx2(t);
     fill_conv_direct_avx2(t);  // small-cnn
+    fill_conv_wino_avx2(t);  // [conv3x3]
   }
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
@@ -74,6 +75,7 @@ KernelTable make_table(Isa isa) {
     fill_conv_avx512(t);  // dw-pool
     fill_vbinary_avx512(t);  // dw-pool
     fill_conv1x1_avx512(t);  // dw-pool
+    fill_conv_wino_avx512(t);  // [conv3x3]
   }
 #endif
   return t;

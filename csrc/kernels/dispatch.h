@@ -191,6 +191,10 @@ struct KernelTable {
   ConvDirectFn conv_direct = nullptr;
   ConvDirectFn conv_direct_cl = nullptr;
   // --- end small-cnn ---
+  // [conv3x3] Winograd F(4x4, 3x3): same WinoArgs, 36 values per tile of 4x4
+  // outputs (tile row th covers output rows 4th..4th+3), xi = 6i + l.
+  ConvWinoInFn conv_wino43_in = nullptr;
+  ConvWinoOutFn conv_wino43_out = nullptr;
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -206,6 +210,7 @@ void fill_vmath_avx2(KernelTable& t);
 void fill_vbinary_avx2(KernelTable& t);
 void fill_conv_avx2(KernelTable& t);
 void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
+void fill_conv_wino_avx2(KernelTable& t);  // [conv3x3] Winograd F(4x4, 3x3) entries
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
@@ -217,6 +222,7 @@ void fill_conv_avx512(KernelTable& t);
 void fill_vbinary_avx512(KernelTable& t);
 void fill_conv1x1_avx512(KernelTable& t);
 // --- end dw-pool ---
+void fill_conv_wino_avx512(KernelTable& t);  // [conv3x3] both Winograd transforms
 #endif
 
 // The table in use for kernels built from now on.

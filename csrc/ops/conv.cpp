@@ -7,8 +7,11 @@
 //    over runs of output planes (table_.conv_dw_plane, one call per thread's
 //    run, with a per-thread work space for the AVX2 kernel's padded copy; the
 //    cheap activations applied inside it), parallel over planes;
-//  - 3x3 stride 1, constant weights, >= 16 channels each side, >= 32 output
-//    tiles: Winograd F(2x2, 3x3) (run_winograd);
+//  - 3x3 stride 1, constant weights, >= 16 channels each side: Winograd
+//    F(4x4, 3x3) when the output has >= 32 tiles of 4x4 (all images) and
+//    C * M <= 128 * 128 or the plane is >= 28 x 28, else
+//    F(2x2, 3x3) when it has >= 32 tiles of 2x2 (run_winograd; transforms in
+//    kernels/conv_wino_impl.h and, for AVX-512, kernels/avx512/conv_wino_avx512.cpp);
 //  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
 //    GEMM reads the input in place; with few channels and a SIMD table, a
 //    direct kernel without the GEMM's packing (run_direct1x1);
@@ -16,6 +19,10 @@
 //    scratch, then Y_tile = W_g @ col. Tiles of every (image, group) are
 //    spread over the threads; when there are too few tiles (batch 1, small
 //    output) one whole im2col per image is made and the GEMM itself threads.
+//    With stride 2 along W the input rows are first split into even and odd
+//    columns (im2col_w2), so every row of the columns is a plain copy.
+// Residual input 3 (graph/passes/fuse_residual.py): Y = act(conv + bias + Z);
+// Winograd adds Z to each finished row, the other paths in a pass after.
 // The weights [M, C/g, k...] are already the row-major A operand of each
 // group's GEMM, so constant and computed weights take the same path.
 #include <algorithm>
@@ -48,14 +55,81 @@ constexpr int64_t kWinoMinTilesTotal = 32;
 // 6%); pixels per task.
 constexpr int64_t kDirect1x1MaxK = 64, kDirect1x1MaxM = 64;
 constexpr int64_t kDirect1x1Cols = 256;
+constexpr int64_t kWino43MinTiles = 32;  // F(4x4, 3x3) from this many 4x4 tiles
+// ... and up to this C * M, or on planes of at least 28 x 28 outputs. Its 36
+// transformed weight matrices (2.4 MB at 128 x 128, about the L2) are
+// streamed once per block: on the small planes of 256 and 512 channels that
+// made F(4x4) slower than F(2x2) (batch 8: 256x14x14 7.9 vs 6.4 ms, 512x7x7
+// 10.6 vs 8.2 ms), while on large planes it still won (batch 1: 256x28x28
+// 2.9 vs 3.6 ms, 256x56x56 9.9 vs 13.6, 512x28x28 12.0 vs 12.7).
+constexpr int64_t kWino43MaxCM = 128 * 128;
+constexpr int64_t kWino43BigPlane = 28;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Rows (c, kd, kh, kw) for channels [c0, c1) and columns [p0, p1) of the
 // flattened output of one group's input x [Cg][D][H][W]; row r of channel c
 // is written at col + ((c - c0) * ksize + r) * ld. Taps outside the input are 0.
+// 2-D windows with stride 2 along W (ResNet's 7x7/2 stem and 3x3/2 convs):
+// the input rows a tile needs are first split into even and odd columns
+// (work: ih_rows x 2 x half floats), so that every (kh, kw) row of the tile
+// is a plain copy from one phase instead of a strided gather.
+inline bool im2col_split_w2(const Window3& w) {
+  return w.in[0] == 1 && w.k[0] == 1 && w.out[0] == 1 && w.s[2] == 2 && w.d[2] == 1;
+}
+inline int64_t im2col_half(const Window3& w) { return (w.in[2] + 1) / 2; }
+
+void im2col_w2(const float* x, const Window3& w, int64_t c0, int64_t c1, int64_t p0, int64_t p1, float* col,
+               int64_t ld, float* work) {
+  const int64_t OW = w.out[2], IH = w.in[1], IW = w.in[2], half = im2col_half(w);
+  // input rows read by output rows [p0 / OW, (p1 - 1) / OW]
+  const int64_t ih0 = std::max<int64_t>(0, (p0 / OW) * w.s[1] - w.pb[1]);
+  const int64_t ih1 = std::min(IH, ((p1 - 1) / OW) * w.s[1] - w.pb[1] + (w.k[1] - 1) * w.d[1] + 1);
+  float* dst = col;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* xc = x + c * w.in_size();
+    for (int64_t ih = ih0; ih < ih1; ++ih) {
+      const float* xr = xc + ih * IW;
+      float* e = work + (ih - ih0) * 2 * half;
+      float* o = e + half;
+      for (int64_t j = 0; j < IW / 2; ++j) {
+        e[j] = xr[2 * j];
+        o[j] = xr[2 * j + 1];
+      }
+      if (IW % 2) e[IW / 2] = xr[IW - 1];
+    }
+    for (int64_t kh = 0; kh < w.k[1]; ++kh)
+      for (int64_t kw = 0; kw < w.k[2]; ++kw, dst += ld) {
+        const int64_t off = kw - w.pb[2];        // input column = 2 * ow + off
+        const int64_t q = off & 1, sh = (off - q) / 2;  // = phase q, index ow + sh
+        int64_t lo, hi;
+        valid_range(off, 2, IW, OW, &lo, &hi);
+        int64_t p = p0, ow = p % OW, oh = p / OW;
+        float* out = dst;
+        while (p < p1) {
+          const int64_t n = std::min(p1 - p, OW - ow);
+          const int64_t ih = oh * w.s[1] - w.pb[1] + kh * w.d[1];
+          if (ih < 0 || ih >= IH) {
+            std::fill(out, out + n, 0.f);
+          } else {
+            const float* src = work + (ih - ih0) * 2 * half + q * half + sh;
+            const int64_t a = std::clamp(lo, ow, ow + n), b = std::clamp(hi, a, ow + n);
+            std::fill(out, out + (a - ow), 0.f);
+            for (int64_t j = a; j < b; ++j) out[j - ow] = src[j];
+            std::fill(out + (b - ow), out + n, 0.f);
+          }
+          out += n;
+          p += n;
+          ow = 0;
+          ++oh;
+        }
+      }
+  }
+}
+
 void im2col(const float* x, const Window3& w, int64_t c0, int64_t c1, int64_t p0, int64_t p1, float* col,
-            int64_t ld) {
+            int64_t ld, float* work = nullptr) {
+  if (work && im2col_split_w2(w)) return im2col_w2(x, w, c0, c1, p0, p1, col, ld, work);
   const int64_t OH = w.out[1], OW = w.out[2];
   const int64_t ID = w.in[0], IH = w.in[1], IW = w.in[2];
   float* dst = col;
@@ -135,6 +209,17 @@ class ConvKernel : public Kernel {
       require(spec.input(2).numel() == M_, "Conv bias must have " + std::to_string(M_) + " entries");
     }
     act_ = fused_activation(spec);
+    // Residual input (graph/passes/fuse_residual.py): Y = act(conv + bias + Z).
+    // Every path then runs without the activation (act_ = None) and the sum
+    // and activation are applied afterwards (Winograd: per finished rows).
+    has_sum_ = spec.has_input(3);
+    if (has_sum_) {
+      require_dtype(spec.input(3), DType::Float32, "Conv residual input");
+      require(spec.input(3).shape == y.shape, "Conv residual input " + shape_str(spec.input(3).shape) +
+                                                  " must have the output shape " + shape_str(y.shape));
+      sum_act_ = act_;
+      act_ = Activation();
+    }
     bool unit = true;
     for (int a = 0; a < 3; ++a) unit = unit && win_.k[a] == 1 && win_.s[a] == 1 && win_.pb[a] == 0 && win_.pe[a] == 0;
     depthwise_ = Cg_ == 1 && G_ == C_ && G_ > 1;
@@ -145,6 +230,8 @@ class ConvKernel : public Kernel {
     whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
     threads_ = std::max(1, spec.num_threads);
     col_stride_ = round_up(Kg_ * tile_, 16);
+    if (!pointwise_ && !depthwise_ && im2col_split_w2(win_))  // im2col_w2's phase rows: a whole plane at most
+      work_stride_ = round_up(win_.in[1] * 2 * im2col_half(win_), 16);
     setup_winograd(spec);
     direct1x1_ = pointwise_ && table_.conv1x1_direct && Kg_ <= kDirect1x1MaxK && Mg_ <= kDirect1x1MaxM;
     if (depthwise_ && win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1)
@@ -156,8 +243,8 @@ class ConvKernel : public Kernel {
     if (wino_) return static_cast<size_t>(wino_stride_ * (wino_blocks_ >= kMinParallelTiles ? threads_ : 1)) * sizeof(float);
     if (depthwise_) return static_cast<size_t>(dw_stride_ * threads_) * sizeof(float);
     if (pointwise_) return 0;
-    size_t floats = whole_ ? static_cast<size_t>(Kg_ * P_) : static_cast<size_t>(col_stride_ * threads_);
-    return floats * sizeof(float);
+    size_t floats = whole_ ? static_cast<size_t>(round_up(Kg_ * P_, 16)) : static_cast<size_t>(col_stride_ * threads_);
+    return (floats + static_cast<size_t>(work_stride_ * threads_)) * sizeof(float);
   }
 
   void run(const KernelIO& io) override {
@@ -166,13 +253,27 @@ class ConvKernel : public Kernel {
     const float* B = has_bias_ ? in_ptr<float>(io, 2) : nullptr;
     float* Y = out_ptr<float>(io, 0);
     if (N_ == 0 || M_ == 0 || P_ == 0) return;
+    const float* Z = has_sum_ ? in_ptr<float>(io, 3) : nullptr;
+    if (wino_) return run_winograd(io, X, B, Z, Y);  // adds Z itself
+    run_paths(io, X, W, B, Y);
+    if (has_sum_)  // Y = act(Y + Z), plane by plane
+      io.pool->parallel_for(N_ * M_, std::max<int64_t>(1, 16384 / P_), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          float* y = Y + i * P_;
+          table_.add(y, Z + i * P_, y, P_);
+          if (sum_act_.kind != Activation::None) table_.activation(y, y, P_, sum_act_);
+        }
+      });
+  }
+
+ private:
+  void run_paths(const KernelIO& io, const float* X, const float* W, const float* B, float* Y) {
     if (Kg_ == 0) {
       fill_bias(table_, Y, B, N_ * M_, M_, P_, act_);
       return;
     }
     if (depthwise_) return run_depthwise(io, X, W, B, Y);
     if (direct1x1_) return run_direct1x1(io, X, W, B, Y);
-    if (wino_) return run_winograd(io, X, B, Y);
 
     GemmArgs base;
     base.M = Mg_;
@@ -181,6 +282,9 @@ class ConvKernel : public Kernel {
     base.ldc = P_;
     base.act = act_;
     float* scratch = static_cast<float*>(io.scratch);
+    // per-thread work space of im2col_w2 after the columns
+    float* work = work_stride_ ? scratch + (whole_ ? round_up(Kg_ * P_, 16) : col_stride_ * threads_) : nullptr;
+    auto thread_work = [&] { return work ? work + ThreadPool::thread_index() * work_stride_ : nullptr; };
     if (whole_) {
       for (int64_t n = 0; n < N_; ++n)
         for (int64_t g = 0; g < G_; ++g) {
@@ -190,7 +294,7 @@ class ConvKernel : public Kernel {
             a.B = xg;
           } else {
             io.pool->parallel_for(Cg_, 1, [&](int64_t c0, int64_t c1) {
-              im2col(xg, win_, c0, c1, 0, P_, scratch + c0 * ks_ * P_, P_);
+              im2col(xg, win_, c0, c1, 0, P_, scratch + c0 * ks_ * P_, P_, thread_work());
             });
             a.B = scratch;
           }
@@ -214,7 +318,7 @@ class ConvKernel : public Kernel {
           a.B = xg + p0;
           a.ldb = P_;
         } else {
-          im2col(xg, win_, 0, Cg_, p0, p1, col, p1 - p0);
+          im2col(xg, win_, 0, Cg_, p0, p1, col, p1 - p0, thread_work());
           a.B = col;
           a.ldb = p1 - p0;
         }
@@ -227,52 +331,63 @@ class ConvKernel : public Kernel {
     });
   }
 
- private:
-  // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with constant weights
-  // and enough channels: 2.25x fewer multiplies than im2col. Per block of
-  // tile rows (of any images): V[16][C][T] = input transform, 16 GEMMs
-  // Mw[xi][M][T] = U[xi][M][C] @ V[xi], then the output transform adds the
-  // bias; the activation runs on the finished rows.
+  // Winograd for 3x3 stride-1 convolutions with constant weights and enough
+  // channels: F(4x4, 3x3) (4x fewer multiplies than im2col, 6x6 tiles) when the
+  // output has enough 4x4 tiles, else F(2x2, 3x3) (2.25x, 4x4 tiles). Per
+  // block of tile rows (of any images): V[nxi][C][T] = input transform, nxi
+  // GEMMs Mw[xi][M][T] = U[xi][M][C] @ V[xi], then the output transform adds
+  // the bias; the activation runs on the finished rows.
   void setup_winograd(const NodeSpec& spec) {
     const TensorDesc& wt = spec.input(1);
     bool ok = !depthwise_ && G_ == 1 && wt.const_data && win_.in[0] == 1 && win_.out[0] == 1 && win_.k[0] == 1;
     for (int a = 1; a < 3 && ok; ++a) ok = win_.k[a] == 3 && win_.s[a] == 1 && win_.d[a] == 1;
     ok = ok && C_ >= kWinoMinChannels && M_ >= kWinoMinChannels && P_ > 0 && N_ > 0;
     if (!ok) return;
-    TH_ = (win_.out[1] + 1) / 2;
-    TW_ = (win_.out[2] + 1) / 2;
-    // Measured: with fewer tiles the 16 GEMMs are too narrow (512x7x7 at
+    // Measured: with fewer tiles the GEMMs are too narrow (F(2x2) 512x7x7 at
     // batch 1, 16 tiles, lost 10%; 64x4x4, 4 tiles, lost 60%).
-    if (N_ * TH_ * TW_ < kWinoMinTilesTotal) return;
+    auto tiles = [&](int64_t e) { return N_ * ((win_.out[1] + e - 1) / e) * ((win_.out[2] + e - 1) / e); };
+    const bool f43_fits = C_ * M_ <= kWino43MaxCM || std::min(win_.out[1], win_.out[2]) >= kWino43BigPlane;
+    if (tiles(4) >= kWino43MinTiles && f43_fits) wino_e_ = 4;
+    else if (tiles(2) >= kWinoMinTilesTotal) wino_e_ = 2;
+    else return;
     wino_ = true;
-    const int64_t target = std::clamp<int64_t>(kWinoBudget / (16 * (C_ + M_)), kWinoMinTiles, kWinoMaxTiles);
+    const int64_t e = wino_e_, al = e + 2;
+    nxi_ = al * al;
+    TH_ = (win_.out[1] + e - 1) / e;
+    TW_ = (win_.out[2] + e - 1) / e;
+    const int64_t target = std::clamp<int64_t>(kWinoBudget / (nxi_ * (C_ + M_)), kWinoMinTiles, kWinoMaxTiles);
     upb_ = std::max<int64_t>(1, target / TW_);
     Tb_ = upb_ * TW_;
     wino_blocks_ = (N_ * TH_ + upb_ - 1) / upb_;
-    wino_stride_ = round_up(16 * (C_ + M_) * Tb_, 16);
-    // U[xi][m][c] = (G g G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+    wino_stride_ = round_up(nxi_ * (C_ + M_) * Tb_, 16);
+    // U[xi][m][c] = (G g G^T)[xi] (in double, rounded once)
+    static const double G2[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+    static const double G4[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+                                    {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    const double(*G)[3] = e == 4 ? G4 : G2;
     const float* w = static_cast<const float*>(wt.const_data);
-    U_.assign(static_cast<size_t>(16 * M_ * C_), 0.f);
-    const double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+    U_.assign(static_cast<size_t>(nxi_ * M_ * C_), 0.f);
     for (int64_t m = 0; m < M_; ++m)
       for (int64_t c = 0; c < C_; ++c) {
         const float* g = w + (m * C_ + c) * 9;
-        double tg[4][3];  // G g
-        for (int i = 0; i < 4; ++i)
+        double tg[6][3];  // G g
+        for (int64_t i = 0; i < al; ++i)
           for (int k = 0; k < 3; ++k) tg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j)
-            U_[static_cast<size_t>(((4 * i + j) * M_ + m) * C_ + c)] =
+        for (int64_t i = 0; i < al; ++i)
+          for (int64_t j = 0; j < al; ++j)
+            U_[static_cast<size_t>(((al * i + j) * M_ + m) * C_ + c)] =
                 static_cast<float>(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
       }
   }
 
-  void run_winograd(const KernelIO& io, const float* X, const float* B, float* Y) {
+  void run_winograd(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
     const int64_t units_total = N_ * TH_, OH = win_.out[1], OW = win_.out[2];
     auto block = [&](int64_t b, float* buf, ThreadPool* pool) {
       const int64_t u0 = b * upb_, units = std::min(upb_, units_total - u0), T = units * TW_;
       float* V = buf;
-      float* Mw = buf + 16 * C_ * Tb_;
+      float* Mw = buf + nxi_ * C_ * Tb_;
+      const ConvWinoInFn tf_in = wino_e_ == 4 ? table_.conv_wino43_in : table_.conv_wino_in;
+      const ConvWinoOutFn tf_out = wino_e_ == 4 ? table_.conv_wino43_out : table_.conv_wino_out;
       auto in_tf = [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           WinoArgs a;
@@ -288,7 +403,7 @@ class ConvKernel : public Kernel {
           a.TW = TW_;
           a.v = V + c * Tb_;
           a.xi_stride = C_ * Tb_;
-          table_.conv_wino_in(a);
+          tf_in(a);
         }
       };
       auto out_tf = [&](int64_t m0, int64_t m1) {
@@ -305,30 +420,40 @@ class ConvKernel : public Kernel {
           a.v = Mw + m * Tb_;
           a.xi_stride = M_ * Tb_;
           a.bias = B ? B[m] : 0.f;
-          table_.conv_wino_out(a);
-          if (act_.kind == Activation::None) continue;
+          tf_out(a);
+          const Activation& act = has_sum_ ? sum_act_ : act_;
+          if (act.kind == Activation::None && !Z) continue;
           for (int64_t u = u0; u < u0 + units; ++u) {  // rows of each tile row, in place
-            const int64_t th = u % TH_, r0 = 2 * th, r1 = std::min(OH, r0 + 2);
-            float* y = Y + ((u / TH_) * M_ + m) * P_ + r0 * OW;
-            table_.activation(y, y, (r1 - r0) * OW, act_);
+            const int64_t th = u % TH_, r0 = wino_e_ * th, r1 = std::min(OH, r0 + wino_e_);
+            const int64_t off = ((u / TH_) * M_ + m) * P_ + r0 * OW;
+            float* y = Y + off;
+            if (Z) table_.add(y, Z + off, y, (r1 - r0) * OW);
+            if (act.kind != Activation::None) table_.activation(y, y, (r1 - r0) * OW, act);
           }
         }
       };
       if (pool) pool->parallel_for(C_, 1, in_tf);
       else in_tf(0, C_);
-      for (int xi = 0; xi < 16; ++xi) {
-        GemmArgs g;
-        g.M = M_;
-        g.N = T;
-        g.K = C_;
-        g.A = U_.data() + xi * M_ * C_;
-        g.lda = C_;
-        g.B = V + xi * C_ * Tb_;
-        g.ldb = Tb_;
-        g.C = Mw + xi * M_ * Tb_;
-        g.ldc = Tb_;
-        table_.sgemm(g, pool);
-      }
+      // The nxi GEMMs are independent: with a pool each runs whole on one
+      // thread (each alone is too small to split well); a GEMM's result does
+      // not depend on which thread runs it.
+      auto gemms = [&](int64_t x0, int64_t x1) {
+        for (int64_t xi = x0; xi < x1; ++xi) {
+          GemmArgs g;
+          g.M = M_;
+          g.N = T;
+          g.K = C_;
+          g.A = U_.data() + xi * M_ * C_;
+          g.lda = C_;
+          g.B = V + xi * C_ * Tb_;
+          g.ldb = Tb_;
+          g.C = Mw + xi * M_ * Tb_;
+          g.ldc = Tb_;
+          table_.sgemm(g, nullptr);
+        }
+      };
+      if (pool) pool->parallel_for(nxi_, 1, gemms);
+      else gemms(0, nxi_);
       if (pool) pool->parallel_for(M_, 1, out_tf);
       else out_tf(0, M_);
     };
@@ -415,15 +540,19 @@ class ConvKernel : public Kernel {
   Window3 win_;
   int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kg_ = 0, P_ = 0;
   int64_t tile_ = 1, ntiles_ = 1, col_stride_ = 0;
+  int64_t work_stride_ = 0;  // floats of im2col_w2 work space per thread (0: not used)
   int64_t dw_stride_ = 0;
   // Winograd: tile rows/columns per image, tile rows per block, tiles per block
   bool wino_ = false;
+  int64_t wino_e_ = 2, nxi_ = 16;  // output tile size (F(e x e, 3x3)), transformed values per tile
   int64_t TH_ = 0, TW_ = 0, upb_ = 1, Tb_ = 0, wino_blocks_ = 0, wino_stride_ = 0;
-  std::vector<float> U_;  // transformed weights [16][M][C]  // floats of depthwise work space per thread (0: none)
+  std::vector<float> U_;  // transformed weights [nxi][M][C]  // floats of depthwise work space per thread (0: none)
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   bool direct1x1_ = false;  // pointwise through table_.conv1x1_direct
   Activation act_;
+  bool has_sum_ = false;  // residual input 3: Y = sum_act_(conv + bias + Z)
+  Activation sum_act_;
 };
 
 // ConvTranspose: per image and group, col[Mg*k, HW_in] = W_g^T @ X[n][g]

@@ -208,6 +208,7 @@ class DirectConvKernel : public Kernel {
 
 std::unique_ptr<Kernel> make_direct_conv(const NodeSpec& spec) {
   if (spec.inputs.size() < 2 || spec.outputs.size() != 1) return nullptr;
+  if (spec.has_input(3)) return nullptr;  // residual input (fuse_residual): ConvKernel adds it
   const TensorDesc& x = spec.input(0);
   const TensorDesc& wt = spec.input(1);
   const TensorDesc& y = spec.outputs[0];

@@ -143,6 +143,11 @@ class Conv(_ConvBase):
     def infer(self, node, ins):
         shape, _ = self._geometry(node, ins)
         self._bias_ok(node, ins, shape[1])
+        # Input 3 (`sum`, set only by graph/passes/fuse_residual.py): added
+        # before the fused activation, same shape as the output.
+        if len(ins) > 3 and ins[3] is not None and tuple(ins[3].shape) != tuple(shape):
+            raise ValueError(f"node '{node.name}' (Conv): residual input shape {tuple(ins[3].shape)} must equal "
+                             f"the output shape {tuple(shape)}")
         return [TensorInfo(ins[0].dtype, tuple(shape))]
 
     def kernel_attrs(self, node, ins):
@@ -198,6 +203,11 @@ class ConvTranspose(_ConvBase):
     def infer(self, node, ins):
         shape, _ = self._geometry(node, ins)
         self._bias_ok(node, ins, shape[1])
+        # Input 3 (`sum`, set only by graph/passes/fuse_residual.py): added
+        # before the fused activation, same shape as the output.
+        if len(ins) > 3 and ins[3] is not None and tuple(ins[3].shape) != tuple(shape):
+            raise ValueError(f"node '{node.name}' (Conv): residual input shape {tuple(ins[3].shape)} must equal "
+                             f"the output shape {tuple(shape)}")
         return [TensorInfo(ins[0].dtype, tuple(shape))]
 
     def kernel_attrs(self, node, ins):
