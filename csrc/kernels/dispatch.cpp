@@ -68,6 +68,7 @@ KernelTable make_table(Isa isa) {
     t.isa = Isa::Avx512;
     t.name = "avx512";
     fill_gemm_avx512(t);
+    fill_vmath_avx512(t);
   }
 #endif
   return t;

@@ -140,6 +140,7 @@ void fill_conv_avx2(KernelTable& t);
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
+void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh
 #endif
 
 // The table in use for kernels built from now on.
