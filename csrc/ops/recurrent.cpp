@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <sstream>
 #include <thread>
 
@@ -152,7 +153,8 @@ class RecurrentKernel : public Kernel {
     off_tmp_ = off_h2_ + lines(B_ * H_);
     off_bias_ = off_tmp_ + lines(B_ * H_);
     off_rbias_ = off_bias_ + lines(GH_);
-    dir_floats_ = off_rbias_ + lines(GH_);
+    off_sync_ = off_rbias_ + lines(GH_);
+    dir_floats_ = off_sync_ + 16 * (units() + 1);
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(D_ * dir_floats_) * sizeof(float); }
@@ -229,7 +231,7 @@ class RecurrentKernel : public Kernel {
     }
   }
 
-  int64_t units() const { return static_cast<int64_t>(unit_j0_.size()) - 1; }
+  int64_t units() const { return std::max<int64_t>(0, static_cast<int64_t>(unit_j0_.size()) - 1); }
   // Column of gate g, hidden unit j in the permuted order: unit by unit,
   // inside a unit of width w gate block g at g*w. One unit: the ONNX order.
   int64_t col(int64_t g, int64_t j) const {
@@ -390,7 +392,7 @@ class RecurrentKernel : public Kernel {
     };
 
     if (fast_) {
-      run_units_path(in, d, rev, xw, gates, h, base + off_h2_, c, tmp, rbias, pool);
+      run_units_path(in, d, rev, xw, gates, h, base + off_h2_, c, tmp, rbias, base + off_sync_, pool);
       // Final states below read h.
       if (S_ % 2) std::memcpy(h, base + off_h2_, B_ * H * sizeof(float));
     }
@@ -529,16 +531,17 @@ class RecurrentKernel : public Kernel {
   // permuted order, R packed per unit), then the cell math for its hidden
   // units of every batch row: h(s) is read whole from one buffer and the
   // unit's slice of h(s+1) written to the other. With several threads the
-  // units are claimed in order from one counter and a unit of step s waits
-  // until every unit of step s-1 is done: one wait per step instead of two
-  // fork-joins, and deadlock-free however many threads show up (a unit only
-  // waits for earlier units, already claimed by running threads).
+  // units of a step are claimed through per-unit counters once every unit
+  // of step s-1 is done: one wait per step instead of two fork-joins, and
+  // deadlock-free however many threads show up (a thread
+  // only waits for a step whose units have all been taken by threads that
+  // are running them, never while holding an unfinished unit).
   // Determinism: each C element of a unit GEMM is reduced in the same order
   // whatever its column position or the GEMM's width (gemm_avx512.cpp,
   // gemm_avx2.cpp), and the cell math is elementwise with lane-independent
   // vector functions, so the result does not depend on the number of units.
   void run_units_path(const Inputs& in, int d, bool rev, float* xw, float* gates, float* h0buf, float* h1buf,
-                      float* c, float* tmp, const float* rbias, ThreadPool* pool) const {
+                      float* c, float* tmp, const float* rbias, float* sync, ThreadPool* pool) const {
     const int64_t H = H_, GH = GH_, U = units();
     const int64_t step_ld = layout_ == 0 ? GH : S_ * GH;
     const GateFn* fn = acts_[d];
@@ -633,19 +636,29 @@ class RecurrentKernel : public Kernel {
         for (int64_t u = 0; u < U; ++u) unit_step(s, u);
       return;
     }
-    const int64_t total = S_ * U;
-    std::atomic<int64_t> next{0}, done{0};
-    pool->parallel_for(pool->size(), 1, [&](int64_t, int64_t) {
-      for (;;) {
-        const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
-        if (i >= total) return;
-        const int64_t s = i / U;
+    // claimed[u]: steps of unit u taken so far; done: units finished. A
+    // thread takes its own unit first (each slice of R then stays in one
+    // core's L2) and then any other unit of the step nobody has taken.
+    // The counters live in this run's scratch, a cache line each.
+    auto counter = [sync](int64_t i) { return reinterpret_cast<std::atomic<int64_t>*>(sync + 16 * i); };
+    for (int64_t i = 0; i <= U; ++i) new (counter(i)) std::atomic<int64_t>(0);
+    std::atomic<int64_t>& done = *counter(U);
+    pool->parallel_for(pool->size(), 1, [&](int64_t t0, int64_t) {
+      for (int64_t s = 0; s < S_; ++s) {
         for (int spins = 0; done.load(std::memory_order_acquire) < s * U; ++spins) {
-          if (spins < 20000) cpu_relax();
-          else std::this_thread::yield();  // the other thread lost its core
+          if (spins < 2000) cpu_relax();
+          else std::this_thread::yield();  // the thread we wait for lost its core
         }
-        unit_step(s, i % U);
-        done.fetch_add(1, std::memory_order_release);
+        for (int64_t k = 0; k < U; ++k) {
+          const int64_t u = (t0 + k) % U;
+          int64_t expect = s;
+          std::atomic<int64_t>& claimed = *counter(u);
+          if (claimed.load(std::memory_order_relaxed) != s ||
+              !claimed.compare_exchange_strong(expect, s + 1, std::memory_order_acq_rel))
+            continue;
+          unit_step(s, u);
+          done.fetch_add(1, std::memory_order_release);
+        }
       }
     });
   }
@@ -680,7 +693,7 @@ class RecurrentKernel : public Kernel {
   bool fast_ = false;
   std::vector<int64_t> unit_j0_;  // unit u: hidden units [unit_j0_[u], unit_j0_[u+1])
   std::vector<std::unique_ptr<PackedB>> ru_packed_[2];
-  int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_h2_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, dir_floats_ = 0;
+  int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_h2_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, off_sync_ = 0, dir_floats_ = 0;
 };
 
 }  // namespace
