@@ -12,10 +12,18 @@
 // names, per direction), act_alpha/act_beta, input_forget,
 // linear_before_reset, want_outputs.
 //
+// The common case (constant W and R, no sequence_lens; LSTM, RNN, GRU with
+// linear_before_reset) runs the steps in "units" (run_units_path): slices
+// of the hidden units, one per thread, each with its own packed slice of R,
+// whose gate columns are adjacent (W, and so xw and the biases, are
+// permuted to match). A unit does its GEMM columns and the cell math of its
+// hidden units; the units of a step meet once through counters. The other
+// cases run the step as one GEMM plus the gate math by rows.
+//
 // Threads: the two directions of a bidirectional node run in parallel; with
-// one direction the GEMMs get the pool and the gate math splits the batch
-// rows. Every row is computed by the same calls whatever the split, so the
-// result does not depend on the thread count.
+// one direction the units (or the GEMMs and the row-split gate math) share
+// the pool. Every element is computed by the same calls whatever the split,
+// so the result does not depend on the thread count.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -145,7 +153,8 @@ class RecurrentKernel : public Kernel {
       pack_natural(spec);
     }
 
-    // Scratch per direction: xw | gates | h | c | tmp | bias | rbias.
+    // Scratch per direction: xw | gates | h | c | h2 | tmp | bias | rbias |
+    // sync (units' step counters, a cache line each).
     off_gates_ = lines(S_ * B_ * GH_);
     off_h_ = off_gates_ + lines(B_ * GH_);
     off_c_ = off_h_ + lines(B_ * H_);
@@ -643,7 +652,7 @@ class RecurrentKernel : public Kernel {
     auto counter = [sync](int64_t i) { return reinterpret_cast<std::atomic<int64_t>*>(sync + 16 * i); };
     for (int64_t i = 0; i <= U; ++i) new (counter(i)) std::atomic<int64_t>(0);
     std::atomic<int64_t>& done = *counter(U);
-    pool->parallel_for(pool->size(), 1, [&](int64_t t0, int64_t) {
+    pool->parallel_for(std::min<int64_t>(pool->size(), U), 1, [&](int64_t t0, int64_t) {
       for (int64_t s = 0; s < S_; ++s) {
         for (int spins = 0; done.load(std::memory_order_acquire) < s * U; ++spins) {
           if (spins < 2000) cpu_relax();
