@@ -565,6 +565,11 @@ class RecurrentKernel : public Kernel {
       float* hn = hb[(s + 1) & 1];
       const int64_t j0 = unit_j0_[u], w = unit_j0_[u + 1] - j0, cb = G_ * j0;
       float* xs = xw + x_row(t, 0) * GH + cb;
+      if (U > 1 && pool) {
+        // h(s) was written by the other units' threads: fetch all of it at
+        // once rather than line by line as the GEMM's broadcasts reach it.
+        for (int64_t i = 0; i < B_ * H; i += 16) __builtin_prefetch(hp + i, 0, 3);
+      }
       GemmArgs g;
       g.M = B_;
       g.N = G_ * w;
