@@ -10,7 +10,7 @@ import pyengine
 from pyengine import _engine
 
 T = _engine.testing
-ISAS = [i for i in ("scalar", "avx2") if i in pyengine.available_isas()]
+ISAS = [i for i in ("scalar", "avx2", "avx512") if i in pyengine.available_isas()]
 TINY = np.float32(np.finfo(np.float32).tiny)
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

@@ -76,6 +76,7 @@ KernelTable make_table(Isa isa) {
     fill_vbinary_avx512(t);  // dw-pool
     fill_conv1x1_avx512(t);  // dw-pool
     fill_conv_wino_avx512(t);  // [conv3x3]
+    fill_vmath_avx512(t);
   }
 #endif
   return t;

@@ -12,13 +12,24 @@
 // names, per direction), act_alpha/act_beta, input_forget,
 // linear_before_reset, want_outputs.
 //
+// The common case (constant W and R, no sequence_lens; LSTM, RNN, GRU with
+// linear_before_reset) runs the steps in "units" (run_units_path): slices
+// of the hidden units, one per thread, each with its own packed slice of R,
+// whose gate columns are adjacent (W, and so xw and the biases, are
+// permuted to match). A unit does its GEMM columns and the cell math of its
+// hidden units; the units of a step meet once through counters. The other
+// cases run the step as one GEMM plus the gate math by rows.
+//
 // Threads: the two directions of a bidirectional node run in parallel; with
-// one direction the GEMMs get the pool and the gate math splits the batch
-// rows. Every row is computed by the same calls whatever the split, so the
-// result does not depend on the thread count.
+// one direction the units (or the GEMMs and the row-split gate math) share
+// the pool. Every element is computed by the same calls whatever the split,
+// so the result does not depend on the thread count.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <new>
 #include <sstream>
+#include <thread>
 
 #include "ops/common.h"
 
@@ -39,6 +50,12 @@ struct GateFn {
   }
   void operator()(const KernelTable& t, float* x, int64_t n) const { (*this)(t, x, x, n); }
 };
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 inline void clip_inplace(float* x, int64_t n, float c) {
   for (int64_t j = 0; j < n; ++j) x[j] = std::min(std::max(x[j], -c), c);
@@ -120,37 +137,33 @@ class RecurrentKernel : public Kernel {
         }
       }
 
-    // Pack the constant weights in the dispatched GEMM's layout.
-    if (H_ > 0 && spec.input(1).const_data && I_ > 0) {
-      const float* w = static_cast<const float*>(spec.input(1).const_data);
-      for (int d = 0; d < D_; ++d) {
-        w_packed_[d] = std::make_unique<PackedB>();
-        table_.pack_b(w + d * GH_ * I_, I_, true, I_, GH_, w_packed_[d].get());
-      }
-    }
-    if (H_ > 0 && spec.input(2).const_data) {
-      const float* r = static_cast<const float*>(spec.input(2).const_data);
-      for (int d = 0; d < D_; ++d) {
-        const float* rd = r + d * GH_ * H_;
-        r_packed_[d] = std::make_unique<PackedB>();
-        if (split_r()) {
-          table_.pack_b(rd, H_, true, H_, 2 * H_, r_packed_[d].get());
-          rh_packed_[d] = std::make_unique<PackedB>();
-          table_.pack_b(rd + 2 * H_ * H_, H_, true, H_, H_, rh_packed_[d].get());
-        } else {
-          table_.pack_b(rd, H_, true, H_, GH_, r_packed_[d].get());
-        }
-      }
+    // The step-unit path (run_units_path): every case but sequence_lens and
+    // GRU without linear_before_reset, with constant W and R.
+    fast_ = !has_lens_ && H_ > 0 && I_ > 0 && spec.input(1).const_data && spec.input(2).const_data &&
+            (cell_ != Cell::GRU || lbr_);
+    if (fast_) {
+      // Units: slices of the hidden units, one per thread. Results do not
+      // depend on the split (see run_units_path), so it may follow the
+      // thread count. Slices start at multiples of 16 and are at least 16 wide.
+      const int64_t units = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
+      unit_j0_.assign(static_cast<size_t>(units + 1), H_);
+      for (int64_t u = 0; u < units; ++u) unit_j0_[u] = H_ * u / units / 16 * 16;
+      pack_units(spec);
+    } else {
+      pack_natural(spec);
     }
 
-    // Scratch per direction: xw | gates | h | c | tmp | bias | rbias.
+    // Scratch per direction: xw | gates | h | c | h2 | tmp | bias | rbias |
+    // sync (units' step counters, a cache line each).
     off_gates_ = lines(S_ * B_ * GH_);
     off_h_ = off_gates_ + lines(B_ * GH_);
     off_c_ = off_h_ + lines(B_ * H_);
-    off_tmp_ = off_c_ + lines(B_ * H_);
+    off_h2_ = off_c_ + lines(B_ * H_);
+    off_tmp_ = off_h2_ + lines(B_ * H_);
     off_bias_ = off_tmp_ + lines(B_ * H_);
     off_rbias_ = off_bias_ + lines(GH_);
-    dir_floats_ = off_rbias_ + lines(GH_);
+    off_sync_ = off_rbias_ + lines(GH_);
+    dir_floats_ = off_sync_ + 16 * (units() + 1);
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(D_ * dir_floats_) * sizeof(float); }
@@ -201,6 +214,70 @@ class RecurrentKernel : public Kernel {
     const int32_t* lens;
     float *Y, *Yh, *Yc;
   };
+
+  // Packs W and R (per direction) in the ONNX gate order.
+  void pack_natural(const NodeSpec& spec) {
+    if (H_ > 0 && spec.input(1).const_data && I_ > 0) {
+      const float* w = static_cast<const float*>(spec.input(1).const_data);
+      for (int d = 0; d < D_; ++d) {
+        w_packed_[d] = std::make_unique<PackedB>();
+        table_.pack_b(w + d * GH_ * I_, I_, true, I_, GH_, w_packed_[d].get());
+      }
+    }
+    if (H_ > 0 && spec.input(2).const_data) {
+      const float* r = static_cast<const float*>(spec.input(2).const_data);
+      for (int d = 0; d < D_; ++d) {
+        const float* rd = r + d * GH_ * H_;
+        r_packed_[d] = std::make_unique<PackedB>();
+        if (split_r()) {
+          table_.pack_b(rd, H_, true, H_, 2 * H_, r_packed_[d].get());
+          rh_packed_[d] = std::make_unique<PackedB>();
+          table_.pack_b(rd + 2 * H_ * H_, H_, true, H_, H_, rh_packed_[d].get());
+        } else {
+          table_.pack_b(rd, H_, true, H_, GH_, r_packed_[d].get());
+        }
+      }
+    }
+  }
+
+  int64_t units() const { return std::max<int64_t>(0, static_cast<int64_t>(unit_j0_.size()) - 1); }
+  // Column of gate g, hidden unit j in the permuted order: unit by unit,
+  // inside a unit of width w gate block g at g*w. One unit: the ONNX order.
+  int64_t col(int64_t g, int64_t j) const {
+    int64_t u = 0;
+    while (j >= unit_j0_[u + 1]) ++u;
+    const int64_t j0 = unit_j0_[u], w = unit_j0_[u + 1] - j0;
+    return G_ * j0 + g * w + (j - j0);
+  }
+
+  // W packed with its rows (gate columns of xw) permuted, R packed per unit.
+  void pack_units(const NodeSpec& spec) {
+    const float* w = static_cast<const float*>(spec.input(1).const_data);
+    const float* r = static_cast<const float*>(spec.input(2).const_data);
+    std::vector<float> tmp(static_cast<size_t>(GH_ * std::max(I_, H_)));
+    for (int d = 0; d < D_; ++d) {
+      for (int64_t g = 0; g < G_; ++g)
+        for (int64_t j = 0; j < H_; ++j)
+          std::memcpy(&tmp[col(g, j) * I_], w + (d * GH_ + g * H_ + j) * I_, I_ * sizeof(float));
+      w_packed_[d] = std::make_unique<PackedB>();
+      table_.pack_b(tmp.data(), I_, true, I_, GH_, w_packed_[d].get());
+      for (int64_t g = 0; g < G_; ++g)
+        for (int64_t j = 0; j < H_; ++j)
+          std::memcpy(&tmp[col(g, j) * H_], r + (d * GH_ + g * H_ + j) * H_, H_ * sizeof(float));
+      for (int64_t u = 0; u < units(); ++u) {
+        const int64_t j0 = unit_j0_[u], wd = unit_j0_[u + 1] - j0;
+        ru_packed_[d].push_back(std::make_unique<PackedB>());
+        table_.pack_b(&tmp[G_ * j0 * H_], H_, true, H_, G_ * wd, ru_packed_[d].back().get());
+      }
+    }
+  }
+
+  // v (GH floats, ONNX gate order) -> the permuted order, via `work`.
+  void permute_cols(float* v, float* work) const {
+    for (int64_t g = 0; g < G_; ++g)
+      for (int64_t j = 0; j < H_; ++j) work[col(g, j)] = v[g * H_ + j];
+    std::memcpy(v, work, GH_ * sizeof(float));
+  }
 
   // GRU without linear_before_reset multiplies r into h before the h-gate
   // GEMM, so R's z/r rows and h rows are two GEMMs.
@@ -271,6 +348,11 @@ class RecurrentKernel : public Kernel {
       }
     }
 
+    if (fast_) {  // xw's columns (and so the biases) in the units' order
+      permute_cols(bias, gates);
+      if (gru_lbr) permute_cols(rbias, gates);
+    }
+
     // Input projection of all time steps: xw = X @ W^T + bias.
     const int64_t rows = S_ * B_;
     if (rows > 0) {
@@ -318,7 +400,12 @@ class RecurrentKernel : public Kernel {
       if (in.Y) std::memcpy(in.Y + y_index(t, d, b), h + b * H, H * sizeof(float));
     };
 
-    for (int64_t s = 0; s < S_; ++s) {
+    if (fast_) {
+      run_units_path(in, d, rev, xw, gates, h, base + off_h2_, c, tmp, rbias, base + off_sync_, pool);
+      // Final states below read h.
+      if (S_ % 2) std::memcpy(h, base + off_h2_, B_ * H * sizeof(float));
+    }
+    for (int64_t s = 0; s < (fast_ ? 0 : S_); ++s) {
       // Without sequence_lens every row is at the same time step: the
       // recurrent product is accumulated straight into that step's xw rows
       // (beta = 1), which then serve as the gates buffer.
@@ -448,6 +535,148 @@ class RecurrentKernel : public Kernel {
     }
   }
 
+  // The step-unit path. Step s of unit u: the recurrent GEMM for the
+  // unit's gate columns (G blocks of its w hidden units, adjacent in the
+  // permuted order, R packed per unit), then the cell math for its hidden
+  // units of every batch row: h(s) is read whole from one buffer and the
+  // unit's slice of h(s+1) written to the other. With several threads the
+  // units of a step are claimed through per-unit counters once every unit
+  // of step s-1 is done: one wait per step instead of two fork-joins, and
+  // deadlock-free however many threads show up (a thread
+  // only waits for a step whose units have all been taken by threads that
+  // are running them, never while holding an unfinished unit).
+  // Determinism: each C element of a unit GEMM is reduced in the same order
+  // whatever its column position or the GEMM's width (gemm_avx512.cpp,
+  // gemm_avx2.cpp), and the cell math is elementwise with lane-independent
+  // vector functions, so the result does not depend on the number of units.
+  void run_units_path(const Inputs& in, int d, bool rev, float* xw, float* gates, float* h0buf, float* h1buf,
+                      float* c, float* tmp, const float* rbias, float* sync, ThreadPool* pool) const {
+    const int64_t H = H_, GH = GH_, U = units();
+    const int64_t step_ld = layout_ == 0 ? GH : S_ * GH;
+    const GateFn* fn = acts_[d];
+    const float* Pd = in.P ? in.P + d * 3 * H : nullptr;
+    const float clip = clip_;
+    const KernelTable& T = table_;
+    float* hb[2] = {h0buf, h1buf};
+    ThreadPool* gemm_pool = U == 1 ? pool : nullptr;
+    auto unit_step = [&](int64_t s, int64_t u) {
+      const int64_t t = rev ? S_ - 1 - s : s;
+      const float* hp = hb[s & 1];
+      float* hn = hb[(s + 1) & 1];
+      const int64_t j0 = unit_j0_[u], w = unit_j0_[u + 1] - j0, cb = G_ * j0;
+      float* xs = xw + x_row(t, 0) * GH + cb;
+      if (U > 1 && pool) {
+        // h(s) was written by the other units' threads: fetch all of it at
+        // once rather than line by line as the GEMM's broadcasts reach it.
+        for (int64_t i = 0; i < B_ * H; i += 16) __builtin_prefetch(hp + i, 0, 3);
+      }
+      GemmArgs g;
+      g.M = B_;
+      g.N = G_ * w;
+      g.K = H;
+      g.A = hp;
+      g.lda = H;
+      if (cell_ == Cell::GRU) {  // h Rh^T + Rbh must stay apart from xw's h-gate part
+        g.C = gates + cb;
+        g.ldc = GH;
+        g.bias_col = rbias + cb;
+      } else {
+        g.C = xs;
+        g.ldc = step_ld;
+        g.beta = 1.f;
+      }
+      T.sgemm_packed(g, *ru_packed_[d][u], gemm_pool);
+      for (int64_t b = 0; b < B_; ++b) {
+        float* gx = xs + b * step_ld;
+        const float* hprev = hp + b * H + j0;
+        float* hout = hn + b * H + j0;
+        if (cell_ == Cell::LSTM) {
+          float *gi = gx, *go = gx + w, *gf = gx + 2 * w, *gc = gx + 3 * w;
+          float* cs = c + b * H + j0;
+          if (!Pd && !input_forget_) {
+            if (clip > 0.f) clip_inplace(gx, 4 * w, clip);
+            fn[0](T, gi, 3 * w);
+            fn[1](T, gc, w);
+            T.mul(gf, cs, cs, w);
+            T.mul(gi, gc, gi, w);
+            T.add(cs, gi, cs, w);
+          } else {
+            if (Pd)
+              for (int64_t j = 0; j < w; ++j) {
+                gi[j] += Pd[j0 + j] * cs[j];
+                gf[j] += Pd[2 * H + j0 + j] * cs[j];
+              }
+            if (clip > 0.f) {
+              clip_inplace(gi, w, clip);
+              clip_inplace(gf, 2 * w, clip);
+            }
+            fn[0](T, gi, w);
+            if (input_forget_) {
+              for (int64_t j = 0; j < w; ++j) gf[j] = 1.f - gi[j];
+            } else {
+              fn[0](T, gf, w);
+            }
+            fn[1](T, gc, w);
+            for (int64_t j = 0; j < w; ++j) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
+            if (Pd)
+              for (int64_t j = 0; j < w; ++j) go[j] += Pd[H + j0 + j] * cs[j];
+            if (clip > 0.f) clip_inplace(go, w, clip);
+            fn[0](T, go, w);
+          }
+          float* th = tmp + b * H + j0;
+          fn[2](T, cs, th, w);
+          T.mul(go, th, hout, w);
+        } else if (cell_ == Cell::GRU) {  // linear_before_reset
+          float* gg = gates + b * GH + cb;
+          T.add(gg, gx, gg, 2 * w);
+          if (clip > 0.f) clip_inplace(gg, 2 * w, clip);
+          fn[0](T, gg, 2 * w);  // z and r
+          const float *z = gg, *r = gg + w;
+          float* hg = gg + 2 * w;
+          T.mul(r, hg, hg, w);
+          T.add(gx + 2 * w, hg, hg, w);
+          if (clip > 0.f) clip_inplace(hg, w, clip);
+          fn[1](T, hg, w);
+          for (int64_t j = 0; j < w; ++j) hout[j] = (1.f - z[j]) * hg[j] + z[j] * hprev[j];
+        } else {
+          if (clip > 0.f) clip_inplace(gx, w, clip);
+          fn[0](T, gx, hout, w);
+        }
+        if (in.Y) std::memcpy(in.Y + y_index(t, d, b) + j0, hout, w * sizeof(float));
+      }
+    };
+    if (!pool || U == 1) {
+      for (int64_t s = 0; s < S_; ++s)
+        for (int64_t u = 0; u < U; ++u) unit_step(s, u);
+      return;
+    }
+    // claimed[u]: steps of unit u taken so far; done: units finished. A
+    // thread takes its own unit first (each slice of R then stays in one
+    // core's L2) and then any other unit of the step nobody has taken.
+    // The counters live in this run's scratch, a cache line each.
+    auto counter = [sync](int64_t i) { return reinterpret_cast<std::atomic<int64_t>*>(sync + 16 * i); };
+    for (int64_t i = 0; i <= U; ++i) new (counter(i)) std::atomic<int64_t>(0);
+    std::atomic<int64_t>& done = *counter(U);
+    pool->parallel_for(std::min<int64_t>(pool->size(), U), 1, [&](int64_t t0, int64_t) {
+      for (int64_t s = 0; s < S_; ++s) {
+        for (int spins = 0; done.load(std::memory_order_acquire) < s * U; ++spins) {
+          if (spins < 2000) cpu_relax();
+          else std::this_thread::yield();  // the thread we wait for lost its core
+        }
+        for (int64_t k = 0; k < U; ++k) {
+          const int64_t u = (t0 + k) % U;
+          int64_t expect = s;
+          std::atomic<int64_t>& claimed = *counter(u);
+          if (claimed.load(std::memory_order_relaxed) != s ||
+              !claimed.compare_exchange_strong(expect, s + 1, std::memory_order_acq_rel))
+            continue;
+          unit_step(s, u);
+          done.fetch_add(1, std::memory_order_release);
+        }
+      }
+    });
+  }
+
   // GRU h-gate and state update for one row. g = [z | r | hg] with z, r
   // activated; hg holds h Rh^T + Rbh (r given: linear_before_reset) or
   // (r * h) Rh^T (r null). hout may alias hprev.
@@ -474,7 +703,11 @@ class RecurrentKernel : public Kernel {
   bool want_[3] = {false, false, false};
   GateFn acts_[2][3];
   std::unique_ptr<PackedB> w_packed_[2], r_packed_[2], rh_packed_[2];
-  int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, dir_floats_ = 0;
+  // Step-unit path: gate columns permuted unit by unit (see col()), R packed per unit.
+  bool fast_ = false;
+  std::vector<int64_t> unit_j0_;  // unit u: hidden units [unit_j0_[u], unit_j0_[u+1])
+  std::vector<std::unique_ptr<PackedB>> ru_packed_[2];
+  int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_h2_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, off_sync_ = 0, dir_floats_ = 0;
 };
 
 }  // namespace

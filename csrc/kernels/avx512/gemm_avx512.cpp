@@ -167,15 +167,18 @@ void pack_b_panels(const float* B, int64_t ldb, bool trans_b, int64_t k0, int64_
   }
 }
 
-// Pre-packed B and very few rows: each packed panel is read front to back
-// over all of K (one sequential stream) with A, packed once, from cache.
+// Pre-packed B and very few rows (M <= 24: the recurrent cells' per-step
+// products, small-batch MatMuls): each packed panel is read front to back
+// over all of K (one sequential stream); A is read in place (it is small and
+// stays in L1, and packing it again every call cost up to 3% of a GRU).
+// The rows go in near-equal groups of at most 12: 16 rows are two 8-row
+// passes (16 independent FMA chains each) rather than 12 + 4, whose 4-row
+// pass has 8 chains - not enough to cover the FMA latency on two ports.
 // Same arithmetic per element as gemm_range.
 void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const KBlocks kb(g.K);
-  const int64_t mc = m1 - m0, mc_pad = (mc + kMR - 1) / kMR * kMR;
-  float* abuf = thread_buffer(0, mc_pad * g.K);  // K block p at abuf + mc_pad * k0
-  for (int64_t p = 0; p < kb.count; ++p)
-    pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), abuf + mc_pad * kb.begin(p));
+  const int64_t mc = m1 - m0, groups = (mc + kMR - 1) / kMR;
+  const int64_t ars = g.trans_a ? 1 : g.lda, aks = g.trans_a ? g.lda : 1;
   TileEpilogue e = base_epilogue(g);
   for (int64_t col = n0; col < n1; col += kNR) {
     const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
@@ -185,10 +188,12 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
       const int64_t k0 = kb.begin(p), kc = kb.len(p, g.K);
       e.first = p == 0;
       e.last = p == kb.count - 1;
-      for (int64_t i = 0; i < mc; i += kMR) {
-        e.bias_row = g.bias_row ? g.bias_row + m0 + i : nullptr;
-        ukernel_rows(true, static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, abuf + mc_pad * k0 + i * kc,
-                     bpanel + k0 * kNR, g.C + (m0 + i) * g.ldc + col, g.ldc, nr, e);
+      for (int64_t q = 0; q < groups; ++q) {
+        const int64_t r0 = m0 + mc * q / groups, r1 = m0 + mc * (q + 1) / groups;
+        e.bias_row = g.bias_row ? g.bias_row + r0 : nullptr;
+        const float* a = g.trans_a ? g.A + k0 * g.lda + r0 : g.A + r0 * g.lda + k0;
+        ukernel_rows_direct_a(static_cast<int>(r1 - r0), kc, a, ars, aks, bpanel + k0 * kNR,
+                              g.C + r0 * g.ldc + col, g.ldc, nr, e, /*prefetch=*/true);
       }
     }
   }
@@ -198,7 +203,7 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
 // packed_b: pre-packed panels of the whole B (panel p at packed_b + p*K*32),
 // or null to pack B blocks here from g.B.
 void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (packed_b && m1 - m0 <= 2 * kMR && g.K > kKC) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
+  if (packed_b && m1 - m0 <= 2 * kMR) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
@@ -354,7 +359,10 @@ void choose_split(const GemmArgs& g, bool b_prepacked, int threads, int64_t* mt,
   threads = static_cast<int>(std::min<double>(threads, std::max(1.0, flops / 262144.0)));
   *mt = *nt = 1;
   double best = -1;
-  for (int64_t a = 1; a <= std::min<int64_t>(threads, mu); ++a) {
+  // Pre-packed with at most 24 rows (gemm_range_few_rows): split the columns
+  // only, so every task keeps the balanced row groups.
+  const int64_t max_mt = b_prepacked && g.M <= 2 * kMR ? 1 : std::min<int64_t>(threads, mu);
+  for (int64_t a = 1; a <= max_mt; ++a) {
     for (int64_t b = 1; a * b <= threads && b <= nu; ++b) {
       const double rows = static_cast<double>((mu + a - 1) / a) * kMR;
       const double cols = static_cast<double>((nu + b - 1) / b) * kNR;

@@ -188,8 +188,9 @@ inline void ukernel_rows(bool prefetch, int mr, int64_t kc, const float* a, cons
 }
 
 inline void ukernel_rows_direct_a(int mr, int64_t kc, const float* a, int64_t ars, int64_t aks, const float* b,
-                                  float* c, int64_t ldc, int nr, const TileEpilogue& e) {
-  ukernel_rows_t<false, true>(mr, kc, a, b, c, ldc, nr, e, ars, aks);
+                                  float* c, int64_t ldc, int nr, const TileEpilogue& e, bool prefetch = false) {
+  if (prefetch) ukernel_rows_t<true, true>(mr, kc, a, b, c, ldc, nr, e, ars, aks);
+  else ukernel_rows_t<false, true>(mr, kc, a, b, c, ldc, nr, e, ars, aks);
 }
 
 }  // namespace gemm_avx512

@@ -1,0 +1,85 @@
+"""The recurrent kernel's step-unit path (csrc/ops/recurrent.cpp,
+run_units_path): with constant weights, no sequence_lens, and LSTM, RNN or
+GRU with linear_before_reset, the hidden units are split into one slice per
+thread (H >= 64), each step's GEMM and cell math run per slice, and the
+slices of a step synchronize through a counter. Checked on every ISA against
+onnxruntime, and bit-identical across 1, 2 and 3 threads, for hidden sizes
+that give 1, 2 and 3 uneven slices, batches 1..20 (the GEMM's few-rows path
+covers up to 24 rows) and the cell options handled per slice."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyengine
+from test_recurrent import build
+
+
+def run_threads(case, threads):
+    so = pyengine.SessionOptions()
+    so.intra_op_num_threads = threads
+    return pyengine.InferenceSession(case.model.SerializeToString(), so).run(None, case.feeds)
+
+
+def check_threads(case, counts=(1, 2, 3), rtol=1e-4, atol=2e-5):
+    outs = [run_threads(case, t) for t in counts]
+    for t, other in zip(counts[1:], outs[1:]):
+        for i, (a, b) in enumerate(zip(outs[0], other)):
+            np.testing.assert_array_equal(a, b, err_msg=f"output {i}: {t} threads differ from {counts[0]}")
+    case.check(rtol=rtol, atol=atol)
+
+
+CELLS = [("LSTM", {}), ("RNN", {}), ("GRU", {"linear_before_reset": 1})]
+
+
+@pytest.mark.parametrize("op,attrs", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("trial", range(4))
+def test_units_random_shapes(isa, rng, op, attrs, trial):
+    hidden = int(rng.choice([64, 67, 96, 130, 161]))
+    batch = int(rng.integers(1, 21))
+    seq = int(rng.integers(1, 5))
+    isz = int(rng.integers(1, 40))
+    direction = ["forward", "reverse", "bidirectional"][trial % 3]
+    check_threads(build(rng, op, seq, batch, isz, hidden, direction, h0=True, c0=True, **attrs))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 7, 12, 13, 16, 20, 24, 25])
+def test_units_batch_rows(isa, rng, batch):
+    """Every row count of the few-rows GEMM (balanced groups of <= 12) and past it."""
+    check_threads(build(rng, "LSTM", 3, batch, 9, 96, h0=True, c0=True), counts=(1, 2))
+
+
+@pytest.mark.parametrize("input_forget", [0, 1])
+@pytest.mark.parametrize("clip", [None, 0.7])
+def test_units_lstm_options(isa, rng, input_forget, clip):
+    attrs = {"input_forget": input_forget}
+    if clip is not None:
+        attrs["clip"] = clip
+    check_threads(build(rng, "LSTM", 4, 5, 13, 80, "bidirectional", h0=True, c0=True, peep=True, **attrs))
+
+
+@pytest.mark.parametrize("op,attrs", CELLS, ids=[c[0] for c in CELLS])
+def test_units_layout_batchwise(isa, rng, op, attrs):
+    check_threads(build(rng, op, 4, 6, 11, 70, "forward", layout=1, h0=True, **attrs))
+
+
+@pytest.mark.parametrize("op,attrs", CELLS, ids=[c[0] for c in CELLS])
+def test_units_clip_and_acts(isa, rng, op, attrs):
+    acts = {"LSTM": ["HardSigmoid", "Tanh", "Relu"], "GRU": ["Sigmoid", "Relu"], "RNN": ["Relu"]}[op]
+    check_threads(build(rng, op, 3, 4, 6, 65, "forward", clip=0.9, activations=acts, **attrs))
+
+
+def test_units_output_subsets(rng):
+    """Only Y_h wanted (the benchmarks' last layer) and only Y."""
+    check_threads(build(rng, "LSTM", 5, 3, 8, 64, outputs=["Y_h"]))
+    check_threads(build(rng, "GRU", 5, 3, 8, 64, outputs=["Y"], linear_before_reset=1))
+
+
+def test_units_long_sequence_many_threads(rng):
+    """Many steps through the step counter, more threads than slices."""
+    case = build(rng, "LSTM", 40, 3, 5, 64, h0=True, c0=True)
+    outs = [run_threads(case, t) for t in (1, 2, 3, 4)]
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
+    case.check()
