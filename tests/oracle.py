@@ -62,3 +62,18 @@ def assert_matches_ort(model, feeds: dict, rtol=1e-5, atol=1e-5, threads: int = 
         assert g.shape == e.shape, f"output {i}: shape {g.shape} != onnxruntime's {e.shape}"
         np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, err_msg=f"output {i}")
     return got
+
+
+def assert_same_bits_across_threads(model, feeds: dict, threads=(1, 2, 3)) -> list:
+    """Runs the model with each thread count; every output must be the same
+    bits as with the first. Returns the first run's outputs."""
+    data = model.SerializeToString()
+    runs = []
+    for t in threads:
+        so = pyengine.SessionOptions()
+        so.intra_op_num_threads = t
+        runs.append(pyengine.InferenceSession(data, so).run(None, feeds))
+    for t, outs in zip(threads[1:], runs[1:]):
+        for i, (a, b) in enumerate(zip(runs[0], outs)):
+            np.testing.assert_array_equal(a, b, err_msg=f"output {i}: {threads[0]} vs {t} threads")
+    return runs[0]

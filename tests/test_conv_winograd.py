@@ -13,7 +13,7 @@ import pytest
 from onnx import helper
 
 import pyengine
-from oracle import assert_matches_ort, make_model
+from oracle import assert_matches_ort, assert_same_bits_across_threads, make_model
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 
@@ -90,11 +90,5 @@ def test_winograd_accuracy(isa, rng, n, c, h):
 ])
 def test_winograd43_threads_bit_identical(rng, n, c, h, w):
     model, feeds = conv3x3(rng, n, c, h, w, 24, [1, 1, 1, 1], act="Relu")
-    outs = []
-    for t in (1, 2, 3):
-        so = pyengine.SessionOptions()
-        so.intra_op_num_threads = t
-        outs.append(pyengine.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0])
-    np.testing.assert_array_equal(outs[0], outs[1])
-    np.testing.assert_array_equal(outs[0], outs[2])
+    assert_same_bits_across_threads(model, feeds)
     assert_matches_ort(model, feeds, **TOL)

@@ -9,7 +9,7 @@ import pytest
 from onnx import helper
 
 import pyengine
-from oracle import assert_matches_ort, make_model
+from oracle import assert_matches_ort, assert_same_bits_across_threads, make_model
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 
@@ -60,13 +60,7 @@ def test_residual_fused_matches_ort(isa, rng, case, bias, swap):
 def test_residual_threads_bit_identical(rng, case):
     n, c, h, w, m, k, s, g = case
     model, feeds = residual_model(rng, n, c, h, w, m, k, s, g)
-    outs = []
-    for t in (1, 2, 3):
-        so = pyengine.SessionOptions()
-        so.intra_op_num_threads = t
-        outs.append(pyengine.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0])
-    np.testing.assert_array_equal(outs[0], outs[1])
-    np.testing.assert_array_equal(outs[0], outs[2])
+    assert_same_bits_across_threads(model, feeds)
 
 
 def test_shortcut_computed_after_conv(rng):

@@ -24,6 +24,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, png_path, title: str) -> Path:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)  # pyplot keeps every open figure alive otherwise
+    return Path(png_path)
+
+
 def read_curves(csv_path) -> dict:
     """Column name -> float array (NaN where a cell is empty)."""
     with open(csv_path, newline="") as f:
@@ -52,12 +61,7 @@ def plot_curves(csv_path, png_path, title: str = "") -> Path:
         ax.legend()
     if np.nanmin(cols.get("train_loss", [1.0])) > 0:
         ax_loss.set_yscale("log")  # the interesting part of a loss curve is its tail
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return Path(png_path)
+    return _save(plt, fig, png_path, title)
 
 
 def plot_filters(weights: np.ndarray, png_path, title: str = "") -> Path:
@@ -77,12 +81,7 @@ def plot_filters(weights: np.ndarray, png_path, title: str = "") -> Path:
         ax.axis("off")
         if i < n:
             ax.imshow(w[i], cmap="gray", interpolation="nearest")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return Path(png_path)
+    return _save(plt, fig, png_path, title)
 
 
 def first_conv_weights(onnx_path) -> np.ndarray:
