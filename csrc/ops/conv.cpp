@@ -609,6 +609,11 @@ class ConvTransposeKernel : public Kernel {
       require(spec.input(2).numel() == M_, "ConvTranspose bias must have " + std::to_string(M_) + " entries");
     }
     act_ = fused_activation(spec);
+    if (wt.const_data && Kc_ > 0 && Cg_ > 0) {  // constant weights: each group's W_g^T packed once
+      const float* w = static_cast<const float*>(wt.const_data);
+      packed_w_.resize(static_cast<size_t>(G_));
+      for (int64_t g = 0; g < G_; ++g) table_.pack_a(w + g * Cg_ * Kc_, Kc_, true, Kc_, Cg_, &packed_w_[g]);
+    }
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(Kc_ * I_) * sizeof(float); }
@@ -637,7 +642,8 @@ class ConvTransposeKernel : public Kernel {
         a.ldb = I_;
         a.C = col;
         a.ldc = I_;
-        table_.sgemm(a, io.pool);
+        if (packed_w_.empty()) table_.sgemm(a, io.pool);
+        else table_.sgemm_packed_a(a, packed_w_[static_cast<size_t>(g)], nullptr, io.pool);
         io.pool->parallel_for(Mg_, 1, [&](int64_t m0, int64_t m1) {
           for (int64_t m = m0; m < m1; ++m) {
             const int64_t oc = g * Mg_ + m;
@@ -681,6 +687,7 @@ class ConvTransposeKernel : public Kernel {
   int64_t N_ = 0, C_ = 0, M_ = 0, G_ = 1, Cg_ = 0, Mg_ = 0, ks_ = 1, Kc_ = 0, I_ = 0, P_ = 0;
   bool has_bias_ = false;
   Activation act_;
+  std::vector<PackedA> packed_w_;  // constant W_g^T per group as the GEMM's A (empty: packed per call)
 };
 
 }  // namespace
