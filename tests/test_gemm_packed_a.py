@@ -70,9 +70,11 @@ def test_sweep_k(isa, rng, packed_b):
 
 
 def test_small_and_vector_shapes(isa, rng):
-    # M == 1 / N == 1 take the matrix-vector paths (plain A); 0 sizes do nothing
+    # M == 1 / N == 1 take the matrix-vector paths (plain A); 0 sizes do nothing;
+    # few rows with packed B and K > 256: the few-row paths (AVX2 reads the
+    # packed A from row m0 of each K block when the threads split the rows)
     for M, N, K in [(1, 70, 33), (70, 1, 33), (1, 1, 5), (5, 3, 2), (0, 5, 3), (5, 0, 3), (5, 7, 0), (24, 200, 300),
-                    (13, 150, 513)]:
+                    (13, 150, 513), (7, 100, 300), (12, 64, 520), (24, 40, 600)]:
         for ta in (False, True):
             for packed_b in (False, True):
                 check(isa, rng, M, N, K, ta, bool(rng.integers(2)), alpha=0.5, beta=0.5, bias=True, bias_row=True,
