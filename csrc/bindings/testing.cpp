@@ -104,12 +104,13 @@ double thread_cpu_seconds() {
 void bind_testing(py::module_& m) {
   // C = alpha*op(A)@op(B) + beta*C (+ bias per column, + bias_row per row) then
   // the activation; C is updated in place. packed=True goes through pack_b and
-  // sgemm_packed; threads sizes the pool. Runs `repeat` times and returns the
+  // sgemm_packed, packed_a=True through pack_a and sgemm_packed_a (with the
+  // packed B when packed); threads sizes the pool. Runs `repeat` times and returns the
   // seconds of each call (packing excluded), by `clock` "wall" or "thread_cpu".
   m.def("sgemm", [](const std::string& isa, bool ta, bool tb, float alpha, FArray a, FArray b, float beta,
                     py::array_t<float, py::array::c_style> c, py::object bias, const std::string& act,
                     float act_alpha, float act_beta, bool packed, int threads, py::object bias_row, int repeat,
-                    const std::string& clock) {
+                    const std::string& clock, bool packed_a) {
     const KernelTable& t = table_named(isa);
     if (a.ndim() != 2 || b.ndim() != 2 || c.ndim() != 2) throw std::invalid_argument("2-D arrays expected");
     GemmArgs g;
@@ -148,13 +149,16 @@ void bind_testing(py::module_& m) {
     ThreadPool pool(threads);
     PackedB pb;
     if (packed) t.pack_b(g.B, g.ldb, g.trans_b, g.K, g.N, &pb);
+    PackedA pa;
+    if (packed_a) t.pack_a(g.A, g.lda, g.trans_a, g.M, g.K, &pa);
     std::vector<double> seconds;
     {
       py::gil_scoped_release release;
       for (int i = 0; i < repeat; ++i) {
         const double t0 = thread_cpu ? thread_cpu_seconds() : 0.0;
         auto w0 = std::chrono::steady_clock::now();
-        if (packed) t.sgemm_packed(g, pb, &pool);
+        if (packed_a) t.sgemm_packed_a(g, pa, packed ? &pb : nullptr, &pool);
+        else if (packed) t.sgemm_packed(g, pb, &pool);
         else t.sgemm(g, &pool);
         seconds.push_back(thread_cpu ? thread_cpu_seconds() - t0
                                      : std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
@@ -164,7 +168,8 @@ void bind_testing(py::module_& m) {
   }, py::arg("isa"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("a"), py::arg("b"),
      py::arg("beta"), py::arg("c"), py::arg("bias") = py::none(), py::arg("activation") = "",
      py::arg("act_alpha") = 0.f, py::arg("act_beta") = 0.f, py::arg("packed") = false, py::arg("threads") = 1,
-     py::arg("bias_row") = py::none(), py::arg("repeat") = 1, py::arg("clock") = "wall");
+     py::arg("bias_row") = py::none(), py::arg("repeat") = 1, py::arg("clock") = "wall",
+     py::arg("packed_a") = false);
 
   // Measured single-core FMA throughput in GFLOP/s (the benchmarks' peak).
   // isa "avx2" (8-lane FMAs) or "avx512" (16-lane FMAs).

@@ -38,6 +38,16 @@ struct PackedB {
   const float* ptr() const { return data.data() + offset; }
 };
 
+// A constant GEMM A operand (e.g. convolution weights) packed once at plan
+// compile time into the ISA's micro-panels, so sgemm_packed_a skips packing
+// A blocks on every call. Layout private to the ISA's gemm, like PackedB.
+struct PackedA {
+  int64_t M = 0, K = 0;
+  std::vector<float> data;
+  int64_t offset = 0;  // first packed element (64-byte aligned in the SIMD packers)
+  const float* ptr() const { return data.data() + offset; }
+};
+
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, then per-column bias (length N) or
 // per-row bias (length M) added, then the activation. Row-major; lda/ldb/ldc
 // are row strides of the stored (untransposed) matrices.
@@ -57,6 +67,12 @@ using SgemmFn = void (*)(const GemmArgs& args, ThreadPool* pool);
 using PackBFn = void (*)(const float* B, int64_t ldb, bool trans_b, int64_t K, int64_t N, PackedB* out);
 // As SgemmFn with args.B/ldb/trans_b ignored and the packed operand used.
 using SgemmPackedFn = void (*)(const GemmArgs& args, const PackedB& b, ThreadPool* pool);
+using PackAFn = void (*)(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out);
+// As SgemmFn with op(A) read from `a` (packed by the same table's pack_a from
+// the A that args.A/lda/trans_a still describe: the matrix-vector and few-row
+// paths read that plain A) and, when b is not null, B from `b` as in
+// sgemm_packed. Bit-identical to sgemm / sgemm_packed on the same operands.
+using SgemmPackedAFn = void (*)(const GemmArgs& args, const PackedA& a, const PackedB* b, ThreadPool* pool);
 
 // --- conv/pool ---
 // One output plane of a depthwise convolution (one input channel, one filter),
@@ -164,6 +180,8 @@ struct KernelTable {
   SgemmFn sgemm = nullptr;
   PackBFn pack_b = nullptr;
   SgemmPackedFn sgemm_packed = nullptr;
+  PackAFn pack_a = nullptr;
+  SgemmPackedAFn sgemm_packed_a = nullptr;
 
   // --- vector math (kernels/*/vmath_*.cpp) ---
   ActivationFn activation = nullptr;

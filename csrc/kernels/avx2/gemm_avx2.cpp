@@ -82,12 +82,22 @@ void pack_a_block(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t
 // from memory, and each packed panel is read front to back over all of K
 // (one long sequential stream the prefetcher follows) with A, packed once
 // for all of K, coming from cache. Same arithmetic per element as gemm_range.
-void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void gemm_range_few_rows(const GemmArgs& g, const float* packed_a, const float* packed_b, int64_t m0, int64_t m1,
+                         int64_t n0, int64_t n1) {
   const KBlocks kb(g.K);
-  const int64_t mc = m1 - m0, mc_pad = (mc + kMR - 1) / kMR * kMR;
-  float* abuf = thread_buffer(0, mc_pad * g.K);  // K block p at abuf + mc_pad * k0
-  for (int64_t p = 0; p < kb.count; ++p)
-    pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), abuf + mc_pad * kb.begin(p));
+  const int64_t mc = m1 - m0;
+  // K block p of rows m0.. at abuf + a_stride * k0 (pre-packed: the whole A's
+  // layout, rows m0.. of each block; else packed here for these rows only)
+  const int64_t a_stride = packed_a ? (g.M + kMR - 1) / kMR * kMR : (mc + kMR - 1) / kMR * kMR;
+  const float* abuf;
+  if (packed_a) {
+    abuf = packed_a;
+  } else {
+    float* buf = thread_buffer(0, a_stride * g.K);
+    for (int64_t p = 0; p < kb.count; ++p)
+      pack_a_block(g, m0, mc, kb.begin(p), kb.len(p, g.K), buf + a_stride * kb.begin(p));
+    abuf = buf;
+  }
   TileEpilogue e = base_epilogue(g);
   for (int64_t col = n0; col < n1; col += kNR) {
     const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
@@ -99,31 +109,35 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
       e.last = p == kb.count - 1;
       for (int64_t i = 0; i < mc; i += kMR) {
         e.bias_row = g.bias_row ? g.bias_row + m0 + i : nullptr;
-        ukernel_rows(true, static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, abuf + mc_pad * k0 + i * kc,
+        const float* a = packed_a ? abuf + a_stride * k0 + (m0 + i) * kc : abuf + a_stride * k0 + i * kc;
+        ukernel_rows(true, static_cast<int>(std::min<int64_t>(kMR, mc - i)), kc, a,
                      bpanel + k0 * kNR, g.C + (m0 + i) * g.ldc + col, g.ldc, nr, e);
       }
     }
   }
 }
 
-// One task: C rows [m0, m1) x columns [n0, n1), full K. n0 is a multiple of 16.
-// packed_b: pre-packed panels of the whole B (panel p at packed_b + p*K*16),
-// or null to pack B blocks here from g.B.
+// One task: C rows [m0, m1) x columns [n0, n1), full K. m0 is a multiple of 6,
+// n0 of 16. packed_b: pre-packed panels of the whole B (panel p at packed_b +
+// p*K*16), or null to pack B blocks here from g.B. packed_a: the whole op(A)
+// pre-packed (pack_a_avx2's layout), or null to pack A blocks here from g.A.
 //
 // When the rows fit one MC block, a packed B block is used by a single pass
 // over the rows, so it is made small (kc x kNCSmall, L2-resident) rather than
 // large: it never travels to memory and back.
-void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+void gemm_range(const GemmArgs& g, const float* packed_a, const float* packed_b, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1) {
   // Measured: a clear win for up to two row panels and several K blocks,
   // a loss for more rows (A then streams from L2 for every panel).
-  if (packed_b && m1 - m0 <= 2 * kMR && g.K > kKC) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
+  if (packed_b && m1 - m0 <= 2 * kMR && g.K > kKC) return gemm_range_few_rows(g, packed_a, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
   // Few column panels: a packed A block would be used only that many times.
-  const bool direct_a = n1 - n0 <= kDirectACols;
+  const bool direct_a = !packed_a && n1 - n0 <= kDirectACols;
+  const int64_t mpad = (g.M + kMR - 1) / kMR * kMR;
   const int64_t ars = g.trans_a ? 1 : g.lda, aks = g.trans_a ? g.lda : 1;
-  float* abuf = thread_buffer(0, kMC * kb.size);
+  float* abuf = packed_a ? nullptr : thread_buffer(0, kMC * kb.size);
   float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(nc_max, (n1 - n0 + kNR - 1) / kNR * kNR));
   TileEpilogue e = base_epilogue(g);
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
@@ -159,7 +173,10 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
           }
           continue;
         }
-        pack_a_block(g, ic, mc, k0, kc, abuf);
+        // Pre-packed A: K block p of all rows at packed_a + mpad*k0, the
+        // same micro-panels pack_a_block would write here.
+        const float* ablock = packed_a ? packed_a + mpad * k0 + ic * kc : abuf;
+        if (!packed_a) pack_a_block(g, ic, mc, k0, kc, abuf);
         for (int64_t j = 0; j < npanels; ++j) {
           const int64_t col = jc + j * kNR;
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
@@ -167,7 +184,7 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
           for (int64_t i = 0; i < mc; i += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - i));
             e.bias_row = g.bias_row ? g.bias_row + ic + i : nullptr;
-            ukernel_rows(b_from_memory, mr, kc, abuf + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col,
+            ukernel_rows(b_from_memory, mr, kc, ablock + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col,
                          g.ldc, nr, e);
           }
         }
@@ -214,14 +231,14 @@ void choose_split(const GemmArgs& g, bool b_prepacked, int threads, int64_t* mt,
   }
 }
 
-void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
+void sgemm_impl(const GemmArgs& g, const float* packed_a, const float* packed_b, ThreadPool* pool) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) return epilogue_only(g);
   if (g.M == 1 && gemv(g, packed_b, pool)) return;
   if (g.N == 1 && gemv_column(g, packed_b, pool)) return;
   int64_t mt = 1, nt = 1;
   if (pool && pool->size() > 1) choose_split(g, packed_b != nullptr, pool->size(), &mt, &nt);
-  if (mt * nt == 1) return gemm_range(g, packed_b, 0, g.M, 0, g.N);
+  if (mt * nt == 1) return gemm_range(g, packed_a, packed_b, 0, g.M, 0, g.N);
   // Task t covers row panels [mu*mi/mt, mu*(mi+1)/mt) and column panels likewise.
   const int64_t mu = (g.M + kMR - 1) / kMR, nu = (g.N + kNR - 1) / kNR;
   pool->parallel_for(mt * nt, 1, [&](int64_t t0, int64_t t1) {
@@ -229,14 +246,40 @@ void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
       const int64_t mi = t / nt, ni = t % nt;
       const int64_t r0 = mu * mi / mt * kMR, r1 = std::min(g.M, mu * (mi + 1) / mt * kMR);
       const int64_t c0 = nu * ni / nt * kNR, c1 = std::min(g.N, nu * (ni + 1) / nt * kNR);
-      if (r0 < r1 && c0 < c1) gemm_range(g, packed_b, r0, r1, c0, c1);
+      if (r0 < r1 && c0 < c1) gemm_range(g, packed_a, packed_b, r0, r1, c0, c1);
     }
   });
 }
 
-void sgemm_avx2(const GemmArgs& g, ThreadPool* pool) { sgemm_impl(g, nullptr, pool); }
+void sgemm_avx2(const GemmArgs& g, ThreadPool* pool) { sgemm_impl(g, nullptr, nullptr, pool); }
 
-void sgemm_packed_avx2(const GemmArgs& g, const PackedB& b, ThreadPool* pool) { sgemm_impl(g, b.ptr(), pool); }
+void sgemm_packed_avx2(const GemmArgs& g, const PackedB& b, ThreadPool* pool) { sgemm_impl(g, nullptr, b.ptr(), pool); }
+
+void sgemm_packed_a_avx2(const GemmArgs& g, const PackedA& a, const PackedB* b, ThreadPool* pool) {
+  sgemm_impl(g, a.ptr(), b ? b->ptr() : nullptr, pool);
+}
+
+// Whole op(A) as pack_a_block writes it, K block by K block (the KBlocks of
+// K): block p at p's k0 * mpad (mpad = M rounded up to 6), 6-row panels of
+// kc x 6 inside, rows past M zero. Starts on a 64-byte boundary.
+void pack_a_avx2(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out) {
+  const int64_t mpad = (M + kMR - 1) / kMR * kMR;
+  out->M = M;
+  out->K = K;
+  out->data.assign(static_cast<size_t>(mpad * K + 16), 0.f);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(out->data.data());
+  out->offset = static_cast<int64_t>(((64 - addr % 64) % 64) / sizeof(float));
+  if (M <= 0 || K <= 0) return;
+  GemmArgs g;
+  g.A = A;
+  g.lda = lda;
+  g.trans_a = trans_a;
+  g.M = M;
+  g.K = K;
+  const KBlocks kb(K);
+  for (int64_t p = 0; p < kb.count; ++p)
+    pack_a_block(g, 0, M, kb.begin(p), kb.len(p, K), out->data.data() + out->offset + mpad * kb.begin(p));
+}
 
 // Whole B as 16-column panels of K x 16 (panel p at p*K*16), zero padded,
 // starting on a 64-byte boundary.
@@ -339,6 +382,8 @@ void fill_gemm_avx2(KernelTable& t) {
   t.sgemm = gemm_avx2::sgemm_avx2;
   t.pack_b = gemm_avx2::pack_b_avx2;
   t.sgemm_packed = gemm_avx2::sgemm_packed_avx2;
+  t.pack_a = gemm_avx2::pack_a_avx2;
+  t.sgemm_packed_a = gemm_avx2::sgemm_packed_a_avx2;
 }
 
 }  // namespace pyengine

@@ -199,17 +199,21 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
   }
 }
 
-// One task: C rows [m0, m1) x columns [n0, n1), full K. n0 is a multiple of 32.
-// packed_b: pre-packed panels of the whole B (panel p at packed_b + p*K*32),
-// or null to pack B blocks here from g.B.
-void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// One task: C rows [m0, m1) x columns [n0, n1), full K. m0 is a multiple of
+// 12, n0 of 32. packed_b: pre-packed panels of the whole B (panel p at
+// packed_b + p*K*32), or null to pack B blocks here from g.B. packed_a: the
+// whole op(A) pre-packed (pack_a_avx512's layout), or null to pack A blocks
+// here (or read A in place) from g.A.
+void gemm_range(const GemmArgs& g, const float* packed_a, const float* packed_b, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1) {
   if (packed_b && m1 - m0 <= 2 * kMR) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
-  const bool direct_a = n1 - n0 <= kDirectACols;
+  const bool direct_a = !packed_a && n1 - n0 <= kDirectACols;
+  const int64_t mpad = (g.M + kMR - 1) / kMR * kMR;
   const int64_t ars = g.trans_a ? 1 : g.lda, aks = g.trans_a ? g.lda : 1;
-  float* abuf = thread_buffer(0, kMC * kb.size);
+  float* abuf = packed_a ? nullptr : thread_buffer(0, kMC * kb.size);
   float* bbuf = packed_b ? nullptr : thread_buffer(1, kb.size * std::min(nc_max, (n1 - n0 + kNR - 1) / kNR * kNR));
   TileEpilogue e = base_epilogue(g);
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
@@ -245,7 +249,10 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
           }
           continue;
         }
-        pack_a_block(g, ic, mc, k0, kc, abuf);
+        // Pre-packed A: K block p of all rows at packed_a + mpad*k0, the
+        // same micro-panels pack_a_block would write here.
+        const float* ablock = packed_a ? packed_a + mpad * k0 + ic * kc : abuf;
+        if (!packed_a) pack_a_block(g, ic, mc, k0, kc, abuf);
         for (int64_t j = 0; j < npanels; ++j) {
           const int64_t col = jc + j * kNR;
           const int nr = static_cast<int>(std::min<int64_t>(kNR, n1 - col));
@@ -253,7 +260,7 @@ void gemm_range(const GemmArgs& g, const float* packed_b, int64_t m0, int64_t m1
           for (int64_t i = 0; i < mc; i += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - i));
             e.bias_row = g.bias_row ? g.bias_row + ic + i : nullptr;
-            ukernel_rows(b_from_memory, mr, kc, abuf + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col,
+            ukernel_rows(b_from_memory, mr, kc, ablock + i * kc, bblock + j * pstride, g.C + (ic + i) * g.ldc + col,
                          g.ldc, nr, e);
           }
         }
@@ -377,7 +384,7 @@ void choose_split(const GemmArgs& g, bool b_prepacked, int threads, int64_t* mt,
   }
 }
 
-void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
+void sgemm_impl(const GemmArgs& g, const float* packed_a, const float* packed_b, ThreadPool* pool) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) return epilogue_only(g);
   if (g.M == 1) {
@@ -389,7 +396,7 @@ void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
   }
   int64_t mt = 1, nt = 1;
   if (pool && pool->size() > 1) choose_split(g, packed_b != nullptr, pool->size(), &mt, &nt);
-  if (mt * nt == 1) return gemm_range(g, packed_b, 0, g.M, 0, g.N);
+  if (mt * nt == 1) return gemm_range(g, packed_a, packed_b, 0, g.M, 0, g.N);
   // Task t covers row panels [mu*mi/mt, mu*(mi+1)/mt) and column panels likewise.
   const int64_t mu = (g.M + kMR - 1) / kMR, nu = (g.N + kNR - 1) / kNR;
   pool->parallel_for(mt * nt, 1, [&](int64_t t0, int64_t t1) {
@@ -397,14 +404,42 @@ void sgemm_impl(const GemmArgs& g, const float* packed_b, ThreadPool* pool) {
       const int64_t mi = t / nt, ni = t % nt;
       const int64_t r0 = mu * mi / mt * kMR, r1 = std::min(g.M, mu * (mi + 1) / mt * kMR);
       const int64_t c0 = nu * ni / nt * kNR, c1 = std::min(g.N, nu * (ni + 1) / nt * kNR);
-      if (r0 < r1 && c0 < c1) gemm_range(g, packed_b, r0, r1, c0, c1);
+      if (r0 < r1 && c0 < c1) gemm_range(g, packed_a, packed_b, r0, r1, c0, c1);
     }
   });
 }
 
-void sgemm_avx512(const GemmArgs& g, ThreadPool* pool) { sgemm_impl(g, nullptr, pool); }
+void sgemm_avx512(const GemmArgs& g, ThreadPool* pool) { sgemm_impl(g, nullptr, nullptr, pool); }
 
-void sgemm_packed_avx512(const GemmArgs& g, const PackedB& b, ThreadPool* pool) { sgemm_impl(g, b.ptr(), pool); }
+void sgemm_packed_avx512(const GemmArgs& g, const PackedB& b, ThreadPool* pool) {
+  sgemm_impl(g, nullptr, b.ptr(), pool);
+}
+
+void sgemm_packed_a_avx512(const GemmArgs& g, const PackedA& a, const PackedB* b, ThreadPool* pool) {
+  sgemm_impl(g, a.ptr(), b ? b->ptr() : nullptr, pool);
+}
+
+// Whole op(A) as pack_a_block writes it, K block by K block (the KBlocks of
+// K): block p at p's k0 * mpad (mpad = M rounded up to 12), 12-row panels of
+// kc x 12 inside, rows past M zero. Starts on a 64-byte boundary.
+void pack_a_avx512(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out) {
+  const int64_t mpad = (M + kMR - 1) / kMR * kMR;
+  out->M = M;
+  out->K = K;
+  out->data.assign(static_cast<size_t>(mpad * K + 16), 0.f);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(out->data.data());
+  out->offset = static_cast<int64_t>(((64 - addr % 64) % 64) / sizeof(float));
+  if (M <= 0 || K <= 0) return;
+  GemmArgs g;
+  g.A = A;
+  g.lda = lda;
+  g.trans_a = trans_a;
+  g.M = M;
+  g.K = K;
+  const KBlocks kb(K);
+  for (int64_t p = 0; p < kb.count; ++p)
+    pack_a_block(g, 0, M, kb.begin(p), kb.len(p, K), out->data.data() + out->offset + mpad * kb.begin(p));
+}
 
 // Whole B as 32-column panels of K x 32 (panel p at p*K*32), zero padded,
 // starting on a 64-byte boundary (every zmm load is then one cache line).
@@ -425,6 +460,8 @@ void fill_gemm_avx512(KernelTable& t) {
   t.sgemm = gemm_avx512::sgemm_avx512;
   t.pack_b = gemm_avx512::pack_b_avx512;
   t.sgemm_packed = gemm_avx512::sgemm_packed_avx512;
+  t.pack_a = gemm_avx512::pack_a_avx512;
+  t.sgemm_packed_a = gemm_avx512::sgemm_packed_a_avx512;
 }
 
 }  // namespace pyengine

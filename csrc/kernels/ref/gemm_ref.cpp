@@ -58,12 +58,32 @@ void sgemm_packed_ref(const GemmArgs& args, const PackedB& b, ThreadPool* pool) 
   sgemm_ref(g, pool);
 }
 
+// The reference "packing" keeps op(A) as M x K row-major.
+void pack_a_ref(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out) {
+  out->M = M;
+  out->K = K;
+  out->data.assign(static_cast<size_t>(M * K), 0.f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) out->data[m * K + k] = trans_a ? A[k * lda + m] : A[m * lda + k];
+}
+
+void sgemm_packed_a_ref(const GemmArgs& args, const PackedA& a, const PackedB* b, ThreadPool* pool) {
+  GemmArgs g = args;
+  g.trans_a = false;
+  g.A = a.data.data();
+  g.lda = a.K;
+  if (b) sgemm_packed_ref(g, *b, pool);
+  else sgemm_ref(g, pool);
+}
+
 }  // namespace
 
 void fill_gemm_ref(KernelTable& t) {
   t.sgemm = sgemm_ref;
   t.pack_b = pack_b_ref;
   t.sgemm_packed = sgemm_packed_ref;
+  t.pack_a = pack_a_ref;
+  t.sgemm_packed_a = sgemm_packed_a_ref;
 }
 
 }  // namespace pyengine
