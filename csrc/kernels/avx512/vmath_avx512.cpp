@@ -127,6 +127,18 @@ inline void map512(const float* x, float* y, int64_t n, F f) {
 void tanh_avx512(const float* x, float* y, int64_t n) { map512(x, y, n, tanh512); }
 void sigmoid_avx512(const float* x, float* y, int64_t n) { map512(x, y, n, sigmoid512); }
 void exp_avx512(const float* x, float* y, int64_t n) { map512(x, y, n, exp512n); }
+
+// Gelu here (the GEMM epilogue's activation for a fused MatMul + Gelu); the
+// other kinds are the AVX2 entries this table started with.
+ActivationFn g_activation_avx2 = nullptr;
+
+void activation_avx512(const float* x, float* y, int64_t n, const Activation& a) {
+  if (a.kind != Activation::Gelu) return g_activation_avx2(x, y, n, a);
+  const __m512 h = set1(0.5f), one = set1(1.f), rs2 = set1(0.70710678118654752440f);
+  map512(x, y, n, [&](__m512 v) {
+    return _mm512_mul_ps(_mm512_mul_ps(h, v), _mm512_add_ps(one, erf512(_mm512_mul_ps(v, rs2))));
+  });
+}
 void erf_avx512(const float* x, float* y, int64_t n) { map512(x, y, n, erf512); }
 
 inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
@@ -182,6 +194,8 @@ void fill_vmath_avx512(KernelTable& t) {
   t.tanh = tanh_avx512;
   t.sigmoid = sigmoid_avx512;
   t.exp = exp_avx512;
+  if (t.activation != activation_avx512) g_activation_avx2 = t.activation;
+  t.activation = activation_avx512;
   t.erf = erf_avx512;
   t.reduce_max = reduce_ext_avx512<true>;
   t.reduce_min = reduce_ext_avx512<false>;
