@@ -1,7 +1,8 @@
 // AVX-512 vector math: sigmoid and tanh (the recurrent cells' gate
 // functions), exp, erf, and softmax's max / exp-shift-sum reductions (the
-// attention kernel's inner loop). log, sum and the activation kernel stay
-// with the AVX2 entries.
+// attention kernel's inner loop), sum / sum of squares (LayerNorm), and the
+// exact Gelu activation. log and the other activations stay with the AVX2
+// entries.
 //
 // Same algorithms as kernels/avx2/vmath_avx2.cpp, 16 lanes wide, with two
 // changes that matter more than the width: the division 1/d is a 14-bit
@@ -167,6 +168,26 @@ float reduce_ext_avx512(const float* x, int64_t n) {
   return MAX ? _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) : _mm512_reduce_min_ps(_mm512_min_ps(a0, a1));
 }
 
+// Sums with four accumulators and a masked tail; the lane order is fixed,
+// so a result depends only on the data, never on threading.
+template <bool SQ>
+float reduce_add_avx512(const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  auto acc = [](__m512 a, __m512 v) { return SQ ? _mm512_fmadd_ps(v, v, a) : _mm512_add_ps(a, v); };
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = acc(a0, _mm512_loadu_ps(x + i));
+    a1 = acc(a1, _mm512_loadu_ps(x + i + 16));
+    a2 = acc(a2, _mm512_loadu_ps(x + i + 32));
+    a3 = acc(a3, _mm512_loadu_ps(x + i + 48));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    a0 = acc(a0, _mm512_maskz_loadu_ps(m, x + i));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 float exp_shift_sum_avx512(const float* x, float shift, float* y, int64_t n) {
   const __m512 sh = set1(shift);
   __m512 a0 = _mm512_setzero_ps(), a1 = a0;
@@ -200,6 +221,8 @@ void fill_vmath_avx512(KernelTable& t) {
   t.reduce_max = reduce_ext_avx512<true>;
   t.reduce_min = reduce_ext_avx512<false>;
   t.exp_shift_sum = exp_shift_sum_avx512;
+  t.reduce_sum = reduce_add_avx512<false>;
+  t.reduce_sumsq = reduce_add_avx512<true>;
 }
 
 }  // namespace pyengine
