@@ -79,7 +79,7 @@ def test_batchnorm_folded_into_gemm(rng, trans_b, with_c):
 ACTIVATIONS = [
     ("Relu", {}, 17), ("LeakyRelu", {"alpha": 0.3}, 17), ("Sigmoid", {}, 17), ("Tanh", {}, 17),
     ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, 17), ("Elu", {"alpha": 0.7}, 17),
-    ("Clip", {"min": -0.5, "max": 0.7}, 10), ("Clip", {"inputs": ["lo", "hi"]}, 13), ("Clip", {"inputs": ["", "hi"]}, 13),
+    ("Gelu", {}, 20), ("Clip", {"min": -0.5, "max": 0.7}, 10), ("Clip", {"inputs": ["lo", "hi"]}, 13), ("Clip", {"inputs": ["", "hi"]}, 13),
 ]
 
 

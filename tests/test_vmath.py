@@ -136,3 +136,22 @@ def test_activation_kernel(isa, act, alpha, beta, rng):
            "HardSigmoid": np.clip(alpha * v + beta, 0, 1), "Elu": np.where(v >= 0, v, alpha * np.expm1(v))}[act]
     y = T.activation(isa, act, alpha, beta, x)
     np.testing.assert_allclose(y, ref, rtol=5e-7, atol=3e-7)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("n", [0, 1, 7, 9, 17, 1041])
+def test_activation_kernel_gelu(isa, n, rng):
+    """Exact Gelu (fused MatMul/Gemm epilogue): x/2 (1 + erf(x/sqrt 2)); the
+    error is erf's absolute bound scaled by |x|/2, and tails agree with the
+    same values in a long vector."""
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    if n > 4:
+        x[:4] = [0.0, -0.0, 50.0, -50.0]
+    v = x.astype(np.float64)
+    ref = 0.5 * v * (1 + _erf(v / math.sqrt(2))) if n else v
+    y = T.activation(isa, "Gelu", 0, 0, x).astype(np.float64)
+    err = np.abs(y - ref)
+    bound = 0.5 * np.abs(v) * 4e-7 + 2.5e-7 * np.abs(ref) + 1e-30
+    assert np.all(err <= bound), f"Gelu[{isa}] worst at x={x[np.argmax(err / bound)]}"
+    full = T.activation(isa, "Gelu", 0, 0, np.concatenate([x, np.ones(16, np.float32)]))[:n]
+    np.testing.assert_array_equal(T.activation(isa, "Gelu", 0, 0, x), full)

@@ -6,7 +6,8 @@
 namespace pyengine {
 
 struct Activation {
-  enum Kind : int32_t { None = 0, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, Elu };
+  // Gelu: exact 0.5 x (1 + erf(x / sqrt 2)) (fused into Gemm/MatMul only).
+  enum Kind : int32_t { None = 0, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, Elu, Gelu };
   Kind kind = None;
   float alpha = 0.f;  // LeakyRelu/Elu/HardSigmoid alpha, Clip min
   float beta = 0.f;   // Clip max, HardSigmoid beta

@@ -18,6 +18,7 @@ Activation Activation::from_name(const std::string& name, float alpha, float bet
   else if (name == "Tanh") a.kind = Tanh;
   else if (name == "HardSigmoid") a.kind = HardSigmoid;
   else if (name == "Elu") a.kind = Elu;
+  else if (name == "Gelu") a.kind = Gelu;
   else throw std::invalid_argument("unknown fused activation '" + name + "'");
   return a;
 }

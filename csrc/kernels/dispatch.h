@@ -241,7 +241,7 @@ void fill_vbinary_avx512(KernelTable& t);
 void fill_conv1x1_avx512(KernelTable& t);
 // --- end dw-pool ---
 void fill_conv_wino_avx512(KernelTable& t);  // [conv3x3] both Winograd transforms
-void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh
+void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh, exp, erf, reduce_max/min, exp_shift_sum
 #endif
 
 // The table in use for kernels built from now on.

@@ -174,11 +174,7 @@ class UnaryKernel : public Kernel {
         table_.exp(t, t, n);
         for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? g * x[i] : g * a * (t[i] - 1.f);
         return;
-      case U::Gelu:
-        for (int64_t i = 0; i < n; ++i) t[i] = x[i] * 0.70710678118654752440f;
-        table_.erf(t, t, n);
-        for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.f + t[i]);
-        return;
+      case U::Gelu: return table_.activation(x, y, n, Activation{Activation::Gelu, 0.f, 0.f});  // one pass
       case U::GeluTanh:
         for (int64_t i = 0; i < n; ++i) t[i] = 0.79788456080286535588f * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
         table_.tanh(t, t, n);

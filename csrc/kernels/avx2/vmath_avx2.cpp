@@ -194,6 +194,12 @@ void activation_avx2(const float* x, float* y, int64_t n, const Activation& a) {
         return _mm256_blendv_ps(v, neg, _mm256_cmp_ps(v, z, _CMP_LT_OQ));
       });
     }
+    case Activation::Gelu: {
+      const __m256 h = set1(0.5f), one = set1(1.f), rs2 = set1(0.70710678118654752440f);
+      return map256(x, y, n, [&](__m256 v) {
+        return _mm256_mul_ps(_mm256_mul_ps(h, v), _mm256_add_ps(one, erf256(_mm256_mul_ps(v, rs2))));
+      });
+    }
   }
 }
 

@@ -36,6 +36,9 @@ void activation_ref(const float* x, float* y, int64_t n, const Activation& a) {
     case Activation::Elu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] >= 0.f ? x[i] : a.alpha * (std::exp(x[i]) - 1.f);
       break;
+    case Activation::Gelu:  // as the Gelu op's reference (ops/activation.cpp)
+      for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * 0.70710678118654752440f));
+      break;
   }
 }
 

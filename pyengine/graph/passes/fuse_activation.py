@@ -1,6 +1,7 @@
 """Fuses an activation that follows Conv, Gemm, MatMul (or ConvTranspose)
 into that node's epilogue: attributes `activation`, `activation_alpha`,
-`activation_beta`, read by the native kernels."""
+`activation_beta`, read by the native kernels. Exact Gelu (a transformer
+feed-forward's) is fused into Gemm and MatMul only."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,8 @@ import numpy as np
 from ._match import single_consumer
 
 PRODUCERS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+# Fused only where the epilogue is the GEMM's (the transformer feed-forward).
+GEMM_ONLY = {"Gelu"}
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -22,6 +25,8 @@ def activation_params(graph, act):
         return op, float(act.attrs.get("alpha", 0.2)), float(act.attrs.get("beta", 0.5))
     if op == "Elu":
         return op, float(act.attrs.get("alpha", 1.0)), 0.0
+    if op == "Gelu" and act.attrs.get("approximate", "none") == "none":
+        return op, 0.0, 0.0
     if op == "Clip":
         if act.opset < 11:
             return op, float(act.attrs.get("min", -FLOAT_MAX)), float(act.attrs.get("max", FLOAT_MAX))
@@ -48,7 +53,7 @@ def run(graph) -> bool:
         if act is None or act.domain or act.inputs[0] != node.outputs[0]:
             continue
         params = activation_params(graph, act)
-        if params is None:
+        if params is None or (params[0] in GEMM_ONLY and node.op_type not in ("Gemm", "MatMul")):
             continue
         info = graph.infos.get(node.outputs[0])
         if info is not None and info.dtype is not None and info.dtype != np.float32:
