@@ -69,9 +69,10 @@ using PackBFn = void (*)(const float* B, int64_t ldb, bool trans_b, int64_t K, i
 using SgemmPackedFn = void (*)(const GemmArgs& args, const PackedB& b, ThreadPool* pool);
 using PackAFn = void (*)(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out);
 // As SgemmFn with op(A) read from `a` (packed by the same table's pack_a from
-// the A that args.A/lda/trans_a still describe: the matrix-vector and few-row
-// paths read that plain A) and, when b is not null, B from `b` as in
-// sgemm_packed. Bit-identical to sgemm / sgemm_packed on the same operands.
+// the A that args.A/lda/trans_a describe: the matrix-vector and few-row paths
+// read that plain A; args.A may be null, and those shortcuts are then skipped)
+// and, when b is not null, B from `b` as in sgemm_packed. Bit-identical to
+// sgemm / sgemm_packed on the same operands.
 using SgemmPackedAFn = void (*)(const GemmArgs& args, const PackedA& a, const PackedB* b, ThreadPool* pool);
 
 // --- conv/pool ---

@@ -393,6 +393,10 @@ class ConvKernel : public Kernel {
       }
     packed_u_.resize(static_cast<size_t>(nxi_));  // the GEMMs' constant A operands
     for (int64_t xi = 0; xi < nxi_; ++xi) table_.pack_a(U_.data() + xi * M_ * C_, C_, false, M_, C_, &packed_u_[xi]);
+    // Only the packed form is kept: U is 16/9 (F(2x2)) or 4 (F(4x4)) times the
+    // weights' size, too much to hold twice. The GEMMs get no plain A and so
+    // never take their matrix-vector shortcuts (which would read it).
+    std::vector<float>().swap(U_);
   }
 
   void run_winograd(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
@@ -458,7 +462,7 @@ class ConvKernel : public Kernel {
           g.M = M_;
           g.N = T;
           g.K = C_;
-          g.A = U_.data() + xi * M_ * C_;
+          g.A = nullptr;  // packed_u_ only (see setup_winograd)
           g.lda = C_;
           g.B = V + xi * C_ * Tb_;
           g.ldb = Tb_;
@@ -561,7 +565,7 @@ class ConvKernel : public Kernel {
   bool wino_ = false;
   int64_t wino_e_ = 2, nxi_ = 16;  // output tile size (F(e x e, 3x3)), transformed values per tile
   int64_t TH_ = 0, TW_ = 0, upb_ = 1, Tb_ = 0, wino_blocks_ = 0, wino_stride_ = 0;
-  std::vector<float> U_;  // transformed weights [nxi][M][C] (read by the GEMMs' matrix-vector paths)
+  std::vector<float> U_;  // transformed weights [nxi][M][C], freed once packed
   std::vector<PackedA> packed_u_;  // U_[xi] packed as the GEMMs' A
   std::vector<PackedA> packed_w_;  // constant weights packed per group (empty: packed per call)
   int threads_ = 1;

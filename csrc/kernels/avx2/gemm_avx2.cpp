@@ -234,8 +234,10 @@ void choose_split(const GemmArgs& g, bool b_prepacked, int threads, int64_t* mt,
 void sgemm_impl(const GemmArgs& g, const float* packed_a, const float* packed_b, ThreadPool* pool) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) return epilogue_only(g);
-  if (g.M == 1 && gemv(g, packed_b, pool)) return;
-  if (g.N == 1 && gemv_column(g, packed_b, pool)) return;
+  // A pre-packed A may come without the plain matrix (g.A null): the
+  // matrix-vector shortcuts read A in place, so the packed tiles do everything then.
+  if (g.M == 1 && g.A && gemv(g, packed_b, pool)) return;
+  if (g.N == 1 && g.A && gemv_column(g, packed_b, pool)) return;
   int64_t mt = 1, nt = 1;
   if (pool && pool->size() > 1) choose_split(g, packed_b != nullptr, pool->size(), &mt, &nt);
   if (mt * nt == 1) return gemm_range(g, packed_a, packed_b, 0, g.M, 0, g.N);

@@ -206,7 +206,7 @@ void gemm_range_few_rows(const GemmArgs& g, const float* packed_b, int64_t m0, i
 // here (or read A in place) from g.A.
 void gemm_range(const GemmArgs& g, const float* packed_a, const float* packed_b, int64_t m0, int64_t m1, int64_t n0,
                 int64_t n1) {
-  if (packed_b && m1 - m0 <= 2 * kMR) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
+  if (packed_b && g.A && m1 - m0 <= 2 * kMR) return gemm_range_few_rows(g, packed_b, m0, m1, n0, n1);
   const KBlocks kb(g.K);
   const int64_t nc_max = !packed_b && m1 - m0 <= kMC ? kNCSmall : kNC;
   const bool b_from_memory = packed_b && m1 - m0 <= kMC;  // each panel used once
@@ -387,11 +387,14 @@ void choose_split(const GemmArgs& g, bool b_prepacked, int threads, int64_t* mt,
 void sgemm_impl(const GemmArgs& g, const float* packed_a, const float* packed_b, ThreadPool* pool) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) return epilogue_only(g);
-  if (g.M == 1) {
+  // A pre-packed A may come without the plain matrix (g.A null): the
+  // shortcuts below read A in place, so the packed tiles do everything then.
+  const bool plain_a = g.A != nullptr;
+  if (g.M == 1 && plain_a) {
     if (packed_b) return gemv_packed(g, packed_b, pool);
     if (gemm_avx2::gemv(g, nullptr, pool)) return;
   }
-  if (g.N == 1) {
+  if (g.N == 1 && plain_a) {
     if (packed_b ? gemv_column_packed(g, packed_b, pool) : gemm_avx2::gemv_column(g, nullptr, pool)) return;
   }
   int64_t mt = 1, nt = 1;
