@@ -227,6 +227,14 @@ class ConvKernel : public Kernel {
     tile_ = std::min(P_, std::clamp(kColBudget / std::max<int64_t>(Kg_, 1) / 16 * 16, kMinTile, kMaxTile));
     tile_ = std::max<int64_t>(tile_, 1);
     ntiles_ = (P_ + tile_ - 1) / tile_;
+    if (ntiles_ > 1) {
+      // Near-equal tiles, an even number of them in all: the threads share
+      // whole tiles, and 784 columns as 224, 224, 224, 112 gave two threads
+      // 448 and 336. Shape-only, so the split never depends on the threads.
+      if ((N_ * G_ * ntiles_) % 2 == 1) ++ntiles_;
+      tile_ = std::min(P_, round_up((P_ + ntiles_ - 1) / ntiles_, 16));
+      ntiles_ = (P_ + tile_ - 1) / tile_;
+    }
     whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
     threads_ = std::max(1, spec.num_threads);
     col_stride_ = round_up(Kg_ * tile_, 16);
