@@ -190,11 +190,18 @@ def test_conv_transpose_output_shape(isa, rng):
     assert_matches_ort(model, feeds, **TOL)
 
 
-@pytest.mark.parametrize("case", ["tiles", "whole", "depthwise", "depthwise_s2", "pointwise", "transpose"])
+# tiles_even: 784 columns in 4 tiles of 208/160 (were 224/112); tiles_odd:
+# 9 tiles of 512 columns become 10 of 448 (an even count of near-equal tiles).
+@pytest.mark.parametrize("case", ["tiles", "tiles_even", "tiles_odd", "whole", "depthwise", "depthwise_s2",
+                                  "pointwise", "transpose"])
 def test_conv_threads_bit_identical(rng, case):
     op, attrs = "Conv", {}
     if case == "tiles":
         x, w = rand(rng, 2, 5, 23, 29), rand(rng, 7, 5, 3, 3)
+    elif case == "tiles_even":
+        x, w, attrs = rand(rng, 1, 64, 56, 56), rand(rng, 24, 64, 3, 3), dict(strides=[2, 2], pads=[1] * 4)
+    elif case == "tiles_odd":
+        x, w, attrs = rand(rng, 1, 5, 64, 70), rand(rng, 9, 5, 3, 3), dict(pads=[1] * 4)
     elif case == "whole":
         x, w = rand(rng, 1, 32, 6, 7), rand(rng, 33, 32, 3, 3)
     elif case == "depthwise":
@@ -207,11 +214,12 @@ def test_conv_threads_bit_identical(rng, case):
         x, w, op, attrs = rand(rng, 1, 8, 9, 9), rand(rng, 8, 6, 4, 4), "ConvTranspose", dict(strides=[2, 2])
     model, feeds = conv_model(x, w, op=op, **attrs)
     outs = []
-    for t in (1, 2):
+    for t in (1, 2, 3):
         so = pyengine.SessionOptions()
         so.intra_op_num_threads = t
         outs.append(pyengine.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0])
     np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
     assert_matches_ort(model, feeds, **TOL)
 
 

@@ -87,6 +87,13 @@ def test_winograd_accuracy(isa, rng, n, c, h):
 @pytest.mark.parametrize("n,c,h,w", [
     (1, 32, 30, 30),   # one block: the transforms and GEMMs thread inside it
     (6, 16, 64, 61),   # many blocks spread over the threads
+    # Block counts are made even and block sizes differ by at most one tile
+    # row (two threads get equal shares): 14 tile rows, 3 -> 4 blocks of 3-4
+    # rows (a ResNet-18 first stage plane); 60 rows, 5 -> 6 blocks; 2 blocks
+    # of 7 rows, each threaded inside.
+    (1, 64, 56, 56),
+    (4, 16, 60, 56),
+    (1, 16, 55, 55),
 ])
 def test_winograd43_threads_bit_identical(rng, n, c, h, w):
     model, feeds = conv3x3(rng, n, c, h, w, 24, [1, 1, 1, 1], act="Relu")

@@ -227,6 +227,14 @@ class ConvKernel : public Kernel {
     tile_ = std::min(P_, std::clamp(kColBudget / std::max<int64_t>(Kg_, 1) / 16 * 16, kMinTile, kMaxTile));
     tile_ = std::max<int64_t>(tile_, 1);
     ntiles_ = (P_ + tile_ - 1) / tile_;
+    if (ntiles_ > 1) {
+      // Near-equal tiles, an even number of them in all: the threads share
+      // whole tiles, and 784 columns as 224, 224, 224, 112 gave two threads
+      // 448 and 336. Shape-only, so the split never depends on the threads.
+      if ((N_ * G_ * ntiles_) % 2 == 1) ++ntiles_;
+      tile_ = std::min(P_, round_up((P_ + ntiles_ - 1) / ntiles_, 16));
+      ntiles_ = (P_ + tile_ - 1) / tile_;
+    }
     whole_ = N_ * G_ * ntiles_ < kMinParallelTiles;
     threads_ = std::max(1, spec.num_threads);
     col_stride_ = round_up(Kg_ * tile_, 16);
@@ -369,9 +377,15 @@ class ConvKernel : public Kernel {
     TH_ = (win_.out[1] + e - 1) / e;
     TW_ = (win_.out[2] + e - 1) / e;
     const int64_t target = std::clamp<int64_t>(kWinoBudget / (nxi_ * (C_ + M_)), kWinoMinTiles, kWinoMaxTiles);
-    upb_ = std::max<int64_t>(1, target / TW_);
+    // Blocks of near-equal size (tile rows differ by at most one) and an even
+    // count, so two threads get equal shares: 14 rows in blocks of 4, 4, 4, 2
+    // gave the threads 8 and 6 rows; 4, 3, 4, 3 gives 7 and 7. The split
+    // depends on the shapes only, never on the thread count.
+    const int64_t units_total = N_ * TH_;
+    wino_blocks_ = (units_total + std::max<int64_t>(1, target / TW_) - 1) / std::max<int64_t>(1, target / TW_);
+    if (wino_blocks_ > 1 && wino_blocks_ % 2 == 1 && wino_blocks_ < units_total) ++wino_blocks_;
+    upb_ = (units_total + wino_blocks_ - 1) / wino_blocks_;  // the largest block
     Tb_ = upb_ * TW_;
-    wino_blocks_ = (N_ * TH_ + upb_ - 1) / upb_;
     wino_stride_ = round_up(nxi_ * (C_ + M_) * Tb_, 16);
     // U[xi][m][c] = (G g G^T)[xi] (in double, rounded once)
     static const double G2[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
@@ -402,7 +416,8 @@ class ConvKernel : public Kernel {
   void run_winograd(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
     const int64_t units_total = N_ * TH_, OH = win_.out[1], OW = win_.out[2];
     auto block = [&](int64_t b, float* buf, ThreadPool* pool) {
-      const int64_t u0 = b * upb_, units = std::min(upb_, units_total - u0), T = units * TW_;
+      const int64_t u0 = units_total * b / wino_blocks_, units = units_total * (b + 1) / wino_blocks_ - u0;
+      const int64_t T = units * TW_;
       float* V = buf;
       float* Mw = buf + nxi_ * C_ * Tb_;
       const ConvWinoInFn tf_in = wino_e_ == 4 ? table_.conv_wino43_in : table_.conv_wino_in;

@@ -24,6 +24,16 @@ inline void cpu_relax() {
 #endif
 }
 
+// How long the caller, having run its own chunks, keeps polling for the
+// others' before it blocks. Its chunks and the workers' usually end within
+// microseconds of each other, but a worker that was asleep when the job came
+// starts tens of microseconds late (longer inside a VM); blocking then adds a
+// second wake-up, the caller's own, to every such job. Past kSpin it yields
+// instead of pausing, so on a busy machine the CPU goes to whoever needs it
+// (possibly the very worker it waits for).
+constexpr auto kMaxWorkerSpin = std::chrono::microseconds(2000);
+constexpr auto kCallerPoll = std::chrono::microseconds(1000);
+
 template <class Pred>
 bool spin_until(Pred done) {
   auto deadline = std::chrono::steady_clock::now() + kSpin;
@@ -31,6 +41,16 @@ bool spin_until(Pred done) {
     if (done()) return true;
     cpu_relax();
     if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+
+template <class Pred>
+bool yield_until(Pred done) {
+  auto deadline = std::chrono::steady_clock::now() + kCallerPoll;
+  for (;;) {
+    if (done()) return true;
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() > deadline) return done();
   }
 }
 
@@ -98,7 +118,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   run_chunks(gen, fn, n, num_chunks);
   tls_in_job = false;
   auto finished = [this, num_chunks] { return done_chunks_.load(std::memory_order_acquire) == num_chunks; };
-  if (!spin_until(finished)) {
+  if (!spin_until(finished) && !yield_until(finished)) {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, finished);
   }
@@ -141,10 +161,33 @@ void ThreadPool::worker_loop(int index) {
   tls_thread_index = index;
   tls_in_job = true;
   uint64_t seen = 0;
+  int64_t num_chunks = 0;  // of job `seen`
+  // Spins until a job after `seen` (or stop) is published, or until the spin
+  // runs out. The kSpin window starts when job `seen` is finished, not when
+  // this worker's chunks are: a worker done early (its share was smaller, or
+  // the caller's chunk was slower) would otherwise fall asleep while the
+  // caller still works on the same job, and the caller's next job, which
+  // comes right after, would wait for its wake-up. At most kMaxWorkerSpin;
+  // past kSpin it yields between polls (as the caller does).
+  auto wait_for_next_job = [this](uint64_t job, int64_t job_chunks) {
+    const auto start = std::chrono::steady_clock::now();
+    auto last_busy = start;
+    bool yielding = false;
+    for (int i = 0;; ++i) {
+      if (stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != job) return;
+      if (!yielding) cpu_relax();
+      else std::this_thread::yield();  // long wait: leave the CPU to whoever needs it
+      if (!yielding && (i & 63) != 63) continue;
+      const auto now = std::chrono::steady_clock::now();
+      yielding = now - start > kSpin;
+      if (done_chunks_.load(std::memory_order_relaxed) < job_chunks) last_busy = now;  // job still running
+      if (now - last_busy > kSpin || now - start > kMaxWorkerSpin) return;
+    }
+  };
   for (;;) {
     const std::function<void(int64_t, int64_t)>* fn;
-    int64_t n, num_chunks;
-    spin_until([&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; });
+    int64_t n;
+    wait_for_next_job(seen, num_chunks);
     {
       std::unique_lock<std::mutex> lk(mu_);
       work_cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
