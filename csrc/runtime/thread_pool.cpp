@@ -32,6 +32,12 @@ inline void cpu_relax() {
 // instead of pausing, so on a busy machine the CPU goes to whoever needs it
 // (possibly the very worker it waits for).
 constexpr auto kMaxWorkerSpin = std::chrono::microseconds(2000);
+// How long an idle worker keeps polling (yielding past kSpin) after its last
+// job ended: a small network's run is a few tens of microseconds, and in a
+// loop of runs the next run's first threaded node comes that long after the
+// last one. Sleeping in between made every such node wait for a futex
+// wake-up (digits_mlp at batch 1 gained nothing from a second thread).
+constexpr auto kIdlePoll = std::chrono::microseconds(300);
 constexpr auto kCallerPoll = std::chrono::microseconds(1000);
 
 template <class Pred>
@@ -181,7 +187,7 @@ void ThreadPool::worker_loop(int index) {
       const auto now = std::chrono::steady_clock::now();
       yielding = now - start > kSpin;
       if (done_chunks_.load(std::memory_order_relaxed) < job_chunks) last_busy = now;  // job still running
-      if (now - last_busy > kSpin || now - start > kMaxWorkerSpin) return;
+      if (now - last_busy > kIdlePoll || now - start > kMaxWorkerSpin) return;
     }
   };
   for (;;) {
