@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/avx2/gemm_avx2_tile.h"
+#include "kernels/gemm_blocking.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/thread_pool.h"
 
@@ -32,13 +33,7 @@ constexpr int64_t kNC = 2048;  // multiple of kNR
 constexpr int64_t kNCSmall = 256;  // B block width when it is used once
 constexpr int64_t kDirectACols = 128;  // up to this many columns A is read in place (measured)
 
-// K split into near-equal blocks of at most kKC (no tiny last block).
-struct KBlocks {
-  int64_t count, size;
-  explicit KBlocks(int64_t K) : count((K + kKC - 1) / kKC), size(count ? (K + count - 1) / count : 0) {}
-  int64_t begin(int64_t i) const { return i * size; }
-  int64_t len(int64_t i, int64_t K) const { return std::min(size, K - i * size); }
-};
+using KBlocks = KBlocksOf<kKC>;  // K split into near-equal blocks of at most kKC
 
 // Packs rows [m0, m0+mc) x K range [k0, k0+kc) of op(A) into 6-row micro-panels,
 // panel i (rows m0+6i..) at dst + 6i*kc, rows past mc zero.
@@ -261,26 +256,9 @@ void sgemm_packed_a_avx2(const GemmArgs& g, const PackedA& a, const PackedB* b, 
   sgemm_impl(g, a.ptr(), b ? b->ptr() : nullptr, pool);
 }
 
-// Whole op(A) as pack_a_block writes it, K block by K block (the KBlocks of
-// K): block p at p's k0 * mpad (mpad = M rounded up to 6), 6-row panels of
-// kc x 6 inside, rows past M zero. Starts on a 64-byte boundary.
+// Whole op(A) as pack_a_block writes it (pack_a_whole's layout with 6-row panels).
 void pack_a_avx2(const float* A, int64_t lda, bool trans_a, int64_t M, int64_t K, PackedA* out) {
-  const int64_t mpad = (M + kMR - 1) / kMR * kMR;
-  out->M = M;
-  out->K = K;
-  out->data.assign(static_cast<size_t>(mpad * K + 16), 0.f);
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(out->data.data());
-  out->offset = static_cast<int64_t>(((64 - addr % 64) % 64) / sizeof(float));
-  if (M <= 0 || K <= 0) return;
-  GemmArgs g;
-  g.A = A;
-  g.lda = lda;
-  g.trans_a = trans_a;
-  g.M = M;
-  g.K = K;
-  const KBlocks kb(K);
-  for (int64_t p = 0; p < kb.count; ++p)
-    pack_a_block(g, 0, M, kb.begin(p), kb.len(p, K), out->data.data() + out->offset + mpad * kb.begin(p));
+  pack_a_whole<kMR, kKC>(A, lda, trans_a, M, K, pack_a_block, out);
 }
 
 // Whole B as 16-column panels of K x 16 (panel p at p*K*16), zero padded,
