@@ -352,3 +352,21 @@ def test_fuzz_trilu_with_empty_k():
                     {"k": np.zeros(0, np.int64)})
     with pytest.raises(pyengine.InvalidModelError, match="Trilu.*k must be a single value"):
         pyengine.InferenceSession(m.SerializeToString()).run(None, {"x": np.ones((4, 5), np.float32)})
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_fuzz_initializer_storing_less_than_its_dims_is_rejected_before_inference(raw):
+    # Was: a mutated Slice steps tensor declared [2**40] but holding 2 values
+    # made onnx's shape inference loop for minutes (found by the fuzzer).
+    steps = TensorProto(name="sp", data_type=TensorProto.INT64, dims=[2**40])  # onnx's helper refuses this
+    if raw:
+        steps.raw_data = np.array([1, 1], np.int64).tobytes()
+    else:
+        steps.int64_data.extend([1, 1])
+    m = graph_model([helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])], [vi("x", F, [4, 4])],
+                    [vi("y", F, ["a", "b"])],
+                    {"st": np.array([0, 0], np.int64), "en": np.array([3, 3], np.int64),
+                     "ax": np.array([0, 1], np.int64)})
+    m.graph.initializer.append(steps)
+    with pytest.raises(pyengine.InvalidModelError, match=r"initializer 'sp': dims \[1099511627776\] call for"):
+        pyengine.InferenceSession(m.SerializeToString())

@@ -49,6 +49,10 @@ def load_model(source: ModelSource, arrays: Optional[dict] = None) -> onnx.Model
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:  # noqa: BLE001 - report any inliner failure as a bad model
             raise InvalidModelError(f"cannot inline the model's local functions: {e}") from None
+    for graph in _all_graphs(model.graph):
+        for tensor in graph.initializer:
+            if not (arrays and tensor.name in arrays):  # data already read into `arrays`, size checked
+                _check_stored_size(tensor)
     skeleton = _skeleton(model)
     _check(skeleton)
     inferred = _infer_shapes(skeleton)
@@ -85,6 +89,32 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
         if t.name not in declared:
             skeleton.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return skeleton
+
+
+# Element types of one byte or more (strings and sub-byte types excluded),
+# whose stored size follows from dims and type.
+_FIXED_SIZE_TYPES = frozenset(range(1, 21)) - {onnx.TensorProto.STRING}
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
+
+
+def _check_stored_size(tensor: onnx.TensorProto) -> None:
+    """Rejects an initializer that stores less data than its dims declare.
+    Checked before onnx's shape inference sees the model: it propagates the
+    declared shape (a mutated [2**40] tensor holding 2 values made it loop
+    for minutes)."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.data_type not in _FIXED_SIZE_TYPES:
+        return  # external data is checked when read; other types when decoded
+    count = 1
+    for d in tensor.dims:
+        count *= int(d)
+    if tensor.raw_data:
+        stored, wanted, unit = len(tensor.raw_data), _expected_nbytes(tensor), "bytes"
+    else:
+        per = 2 if tensor.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128) else 1
+        stored, wanted, unit = sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS), per * count, "values"
+    if wanted is not None and stored < wanted:
+        raise InvalidModelError(f"initializer '{tensor.name}': dims {list(tensor.dims)} call for {wanted} "
+                                f"{unit} of data but {stored} are stored")
 
 
 def _stored_nbytes(tensor: onnx.TensorProto) -> int:
