@@ -36,7 +36,10 @@ def conv_layers(model, batch):
         if n.op_type != "Conv":
             continue
         a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
-        xs, ws = shapes[n.input[0]], tuple(inits[n.input[1]].dims)
+        # The light zoo makes its weights with ConstantOfShape: take the
+        # shape inference's answer for those.
+        xs = shapes[n.input[0]]
+        ws = tuple(inits[n.input[1]].dims) if n.input[1] in inits else shapes[n.input[1]]
         key = (xs[1], xs[2], xs[3], ws[0], ws[2], a.get("strides", [1, 1])[0], a.get("pads", [0] * 4)[0],
                a.get("group", 1))
         found[key] = found.get(key, 0) + 1

@@ -129,6 +129,16 @@ PYBIND11_MODULE(_engine, m) {
       .def_property_readonly("arena_bytes", &Plan::arena_bytes)
       .def_property_readonly("scratch_bytes", &Plan::scratch_bytes)
       .def_property_readonly("num_nodes", &Plan::num_nodes)
+      .def("set_profiling", &Plan::set_profiling, py::arg("on"))
+      .def(
+          "take_profile",
+          [](Plan& p) {
+            py::list out;
+            for (const Plan::ProfileEvent& e : p.take_profile())
+              out.append(py::make_tuple(p.step_name(e.step), p.step_op_type(e.step), e.start_ns, e.duration_ns));
+            return out;
+          },
+          "[(node name, op type, start ns, duration ns)] recorded since the last call, in run order")
       .def_property_readonly("owned_constant_bytes", &Plan::owned_constant_bytes)
       .def_property_readonly("borrowed_constant_bytes", &Plan::borrowed_constant_bytes)
       .def("run", [](Plan& p, const std::vector<py::array>& inputs, std::vector<py::array> outputs) {

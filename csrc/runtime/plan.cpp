@@ -1,6 +1,7 @@
 #include "runtime/plan.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -159,6 +160,13 @@ void Plan::release_state(std::unique_ptr<RunState> s) {
   free_states_.push_back(std::move(s));
 }
 
+namespace {
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void Plan::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
   if (!finalized_) throw std::logic_error("plan not finalized");
   if (inputs.size() != input_descs_.size() || outputs.size() != output_descs_.size())
@@ -177,16 +185,33 @@ void Plan::run(const std::vector<const void*>& inputs, const std::vector<void*>&
     else if (sl.kind == SlotKind::View) st->slot_ptrs[i] = st->slot_ptrs[sl.index];  // base id < i
   }
   void* scratch = static_cast<char*>(st->arena.data()) + arena_bytes_;
-  for (Step& step : steps_) {
+  const bool profiling = profiling_.load(std::memory_order_relaxed);
+  std::vector<ProfileEvent> events;
+  if (profiling) events.reserve(steps_.size());
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    Step& step = steps_[s];
     for (size_t k = 0; k < step.in.size(); ++k) st->in_ptrs[k] = step.in[k] < 0 ? nullptr : st->slot_ptrs[step.in[k]];
     for (size_t k = 0; k < step.out.size(); ++k) st->out_ptrs[k] = st->slot_ptrs[step.out[k]];
     KernelIO io{st->in_ptrs.data(), st->out_ptrs.data(), scratch, pool_.get()};
+    const int64_t start = profiling ? now_ns() : 0;
     try {
       step.kernel->run(io);
     } catch (const std::exception& e) {
       throw KernelError("node '" + step.name + "' (" + step.op_type + "): " + e.what());
     }
+    if (profiling) events.push_back({s, start, now_ns() - start});
   }
+  if (profiling) {
+    std::lock_guard<std::mutex> lk(profile_mu_);
+    profile_.insert(profile_.end(), events.begin(), events.end());
+  }
+}
+
+std::vector<Plan::ProfileEvent> Plan::take_profile() {
+  std::lock_guard<std::mutex> lk(profile_mu_);
+  std::vector<ProfileEvent> out;
+  out.swap(profile_);
+  return out;
 }
 
 }  // namespace pyengine

@@ -4,6 +4,8 @@
 // lives at a fixed offset of an arena). Each run borrows an arena from a
 // pool, so one plan serves several threads at once.
 #pragma once
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +47,18 @@ class Plan {
   // Runs every node. `inputs`/`outputs` hold one pointer per graph input and
   // output, sized as declared by add_input/add_output.
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+
+  // Per-node timing (SessionOptions.enable_profiling). Off by default: a run
+  // then reads one flag and no clock. While on, every run appends one event
+  // per node; take_profile() hands them over and forgets them.
+  struct ProfileEvent {
+    size_t step;
+    int64_t start_ns, duration_ns;  // steady clock
+  };
+  void set_profiling(bool on) { profiling_.store(on, std::memory_order_relaxed); }
+  std::vector<ProfileEvent> take_profile();
+  const std::string& step_name(size_t i) const { return steps_.at(i).name; }
+  const std::string& step_op_type(size_t i) const { return steps_.at(i).op_type; }
 
   size_t arena_bytes() const { return arena_bytes_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -96,6 +110,10 @@ class Plan {
   std::vector<TensorDesc> input_descs_, output_descs_;
   size_t arena_bytes_ = 0, scratch_bytes_ = 0, max_arity_ = 0;
   bool finalized_ = false;
+
+  std::atomic<bool> profiling_{false};
+  std::mutex profile_mu_;
+  std::vector<ProfileEvent> profile_;
 
   std::mutex states_mu_;
   std::vector<std::unique_ptr<RunState>> free_states_;

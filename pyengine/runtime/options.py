@@ -30,7 +30,8 @@ class SessionOptions:
         self.log_verbosity_level = 0
         self.enable_cpu_mem_arena = True
         self.enable_mem_pattern = True
-        self.enable_profiling = False
+        self.enable_profiling = False   # per-node timing; InferenceSession.end_profiling() writes it
+        self.profile_file_prefix = "pyengine_profile"
         self.optimized_model_filepath = ""
         self.logid = ""
         self._config: dict = {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Optional, Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..onnx_import.convert import to_graph
 from ..onnx_import.loader import load_model
 from ..ops.registry import get_opdef
 from .compile import compile_plan
-from . import input_diagnosis, native
+from . import input_diagnosis, native, profiling
 from .limits import memory_limit
 from .native import thread_pool
 from .options import GraphOptimizationLevel, RunOptions, SessionOptions
@@ -161,6 +162,8 @@ class InferenceSession:
         self._pool = thread_pool(int(self._options.intra_op_num_threads or 0))
         self._plans: dict = {}
         self._lock = threading.Lock()
+        self._profiler = (profiling.Profiler(getattr(self._options, "profile_file_prefix", ""))
+                          if self._options.enable_profiling else None)
         if all(s.rank is not None and len(s.static_dims) == s.rank for s in self._inputs):
             self._plan_for(tuple(tuple(s.shape) for s in self._inputs))
 
@@ -186,6 +189,23 @@ class InferenceSession:
     def get_modelmeta(self) -> ModelMetadata:
         return self._metadata
 
+    def end_profiling(self) -> str:
+        """Stops profiling and writes the per-node timings of every run since
+        the session was created (a Chrome trace JSON, as onnxruntime writes);
+        returns its path, or "" when SessionOptions.enable_profiling was off."""
+        with self._lock:
+            prof, self._profiler = self._profiler, None
+            if prof is None:
+                return ""
+            for compiled in self._plans.values():
+                compiled.plan.set_profiling(False)
+                prof.collect(compiled.plan)
+        return prof.write()
+
+    def get_profiling_start_time_ns(self) -> int:
+        """Wall-clock time (ns since the epoch) at which profiling started; 0 when it is off."""
+        return self._profiler.start_wall_ns if self._profiler is not None else 0
+
     def set_providers(self, providers=None, provider_options=None) -> None:
         self._providers = self._choose_providers(providers)
 
@@ -194,7 +214,12 @@ class InferenceSession:
         key = tuple(a.shape for a in arrays)
         try:
             compiled = self._plans.get(key) or self._plan_for(key)
-            outs = compiled.run(arrays)
+            if self._profiler is None:
+                outs = compiled.run(arrays)
+            else:
+                start = time.monotonic_ns()
+                outs = compiled.run(arrays)
+                self._profiler.run_event(start, time.monotonic_ns())
         except (InvalidModelError, native.KernelError) as e:
             # Say which of the caller's arrays is at fault, not only which node failed.
             raise type(e)(input_diagnosis.explain(str(e), self._graph, self._input_names,
@@ -271,6 +296,10 @@ class InferenceSession:
             compiled = compile_plan(spec, self._input_names, self._output_names, self._pool,
                                     self._memory_limit)
             if len(self._plans) >= _PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans)))
+                evicted = self._plans.pop(next(iter(self._plans)))
+                if self._profiler is not None:
+                    self._profiler.collect(evicted.plan)
+            if self._profiler is not None:
+                compiled.plan.set_profiling(True)
             self._plans[shapes] = compiled
             return compiled
