@@ -1,9 +1,10 @@
-"""graph/passes/fuse_residual.py: `Conv -> Add(other) -> Relu` becomes one
+"""graph/passes/fuse_residual.py: `Conv -> Add(other) [-> Relu]` becomes one
 Conv with a residual input (Y = relu(conv + bias + other)), checked against
 onnxruntime on every Conv path (Winograd F(4x4) and F(2x2), im2col with
 stride 2, 1x1, depthwise, grouped), both Add operand orders, with and
-without bias, a shortcut computed after the Conv in node order, every ISA
-and 1-3 threads; and the cases that must not fuse."""
+without bias and Relu, Sum in place of Add, a shortcut computed after the
+Conv in node order, every ISA and 1-3 threads; and the cases that must not
+fuse."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -18,7 +19,7 @@ def session_ops(model):
     return [n.op_type for n in pyengine.InferenceSession(model.SerializeToString())._graph.nodes]
 
 
-def residual_model(rng, n, c, h, w, m, k, s, group=1, bias=True, swap=False, act="Relu"):
+def residual_model(rng, n, c, h, w, m, k, s, group=1, bias=True, swap=False, act="Relu", add="Add"):
     pad = k // 2
     oh, ow = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
@@ -29,8 +30,9 @@ def residual_model(rng, n, c, h, w, m, k, s, group=1, bias=True, swap=False, act
         inits["b"] = rng.standard_normal(m).astype(np.float32)
         ins.append("b")
     nodes = [helper.make_node("Conv", ins, ["c"], kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4, group=group),
-             helper.make_node("Add", ["z", "c"] if swap else ["c", "z"], ["a"]),
-             helper.make_node(act, ["a"], ["y"])]
+             helper.make_node(add, ["z", "c"] if swap else ["c", "z"], ["a" if act else "y"])]
+    if act:
+        nodes.append(helper.make_node(act, ["a"], ["y"]))
     return make_model(nodes, {"x": x, "z": z}, ["y"], inits), {"x": x, "z": z}
 
 
@@ -52,6 +54,15 @@ CASES = [
 def test_residual_fused_matches_ort(isa, rng, case, bias, swap):
     n, c, h, w, m, k, s, g = case
     model, feeds = residual_model(rng, n, c, h, w, m, k, s, g, bias=bias, swap=swap)
+    assert session_ops(model) == ["Conv"]
+    assert_matches_ort(model, feeds, **TOL)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[5]])
+@pytest.mark.parametrize("add,act", [("Sum", "Relu"), ("Add", None), ("Sum", None)])
+def test_sum_and_no_relu_fused(isa, rng, case, add, act):
+    n, c, h, w, m, k, s, g = case
+    model, feeds = residual_model(rng, n, c, h, w, m, k, s, g, act=act, add=add)
     assert session_ops(model) == ["Conv"]
     assert_matches_ort(model, feeds, **TOL)
 
@@ -87,13 +98,15 @@ def test_not_fused(rng):
                        {"x": x, "z": zb}, ["y"], {"w": w})
     assert "Add" in session_ops(model)
     assert_matches_ort(model, {"x": x, "z": zb}, **TOL)
-    # no Relu after the Add; the conv output also read elsewhere
+    # the conv output also read elsewhere
     z = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
-    model = make_model([conv, helper.make_node("Add", ["c", "z"], ["y"])], {"x": x, "z": z}, ["y"], {"w": w})
-    assert "Add" in session_ops(model)
     model = make_model([conv, helper.make_node("Add", ["c", "z"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
                        {"x": x, "z": z}, ["y", "c"], {"w": w})
     assert "Add" in session_ops(model)
+    assert_matches_ort(model, {"x": x, "z": z}, **TOL)
+    # a Sum of three inputs
+    model = make_model([conv, helper.make_node("Sum", ["c", "z", "z"], ["y"])], {"x": x, "z": z}, ["y"], {"w": w})
+    assert "Sum" in session_ops(model)
     assert_matches_ort(model, {"x": x, "z": z}, **TOL)
     # Relu before the Add (fused into the Conv first): the add cannot move inside
     model = make_model([conv, helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Add", ["r", "z"], ["a"]),

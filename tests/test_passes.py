@@ -38,6 +38,42 @@ def test_constant_folding(rng):
     assert_matches_ort(model, {"x": x})
 
 
+def _large_constant_model(rng, consumer):
+    """A 16x24 ConstantOfShape value (1536 bytes) read by `consumer`."""
+    x = rng.standard_normal((2, 16)).astype(np.float32)
+    shape = np.array([16, 24], dtype=np.int64)
+    fill = helper.make_tensor("v", 1, [1], [0.25])
+    nodes = [helper.make_node("ConstantOfShape", ["s"], ["w"], value=fill)]
+    if consumer == "Gemm":
+        nodes.append(helper.make_node("Gemm", ["x", "w"], ["y"]))
+    elif consumer == "Transpose+MatMul":  # a rearranged weight
+        nodes += [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+                  helper.make_node("Transpose", ["wt"], ["w2"], perm=[1, 0]),
+                  helper.make_node("MatMul", ["x", "w2"], ["y"])]
+    elif consumer == "Gemm+Add":  # also read as data: stays a node
+        x = rng.standard_normal((16, 16)).astype(np.float32)
+        nodes += [helper.make_node("Gemm", ["x", "w"], ["g"]), helper.make_node("Add", ["g", "w"], ["y"])]
+    else:  # "MatMul as A": the large value is the data operand
+        x = rng.standard_normal((24, 5)).astype(np.float32)
+        nodes.append(helper.make_node("MatMul", ["w", "x"], ["y"]))
+    return make_model(nodes, {"x": x}, ["y"], {"s": shape}), {"x": x}
+
+
+@pytest.mark.parametrize("consumer,folds", [("Gemm", True), ("Transpose+MatMul", True),
+                                            ("Gemm+Add", False), ("MatMul as A", False)])
+def test_large_weights_fold_other_large_values_do_not(rng, monkeypatch, consumer, folds):
+    """Folded values are capped in size (an Expand to a huge shape is cheaper
+    to run than to store) except weights a kernel packs anyway: computing
+    those on every run is the expensive choice."""
+    monkeypatch.setattr(constant_folding, "MAX_FOLDED_BYTES", 1024)
+    model, feeds = _large_constant_model(rng, consumer)
+    ops = session_ops(model)
+    assert ("ConstantOfShape" not in ops) == folds, ops
+    assert_matches_ort(model, feeds)
+    monkeypatch.setattr(constant_folding, "MAX_FOLDED_WEIGHT_BYTES", 1024)
+    assert "ConstantOfShape" in session_ops(model)
+
+
 def test_identity_and_dropout_removed(rng):
     x = rng.standard_normal((2, 5)).astype(np.float32)
     nodes = [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Dropout", ["a"], ["b"], ratio=0.5),

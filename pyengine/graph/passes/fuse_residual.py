@@ -1,8 +1,9 @@
 """Fuses the residual connection of ResNet-style blocks,
-`Conv -> Add(other) -> Relu`, into the Conv: a fourth input `sum` (the other
-addend) and the Relu as the fused activation, so the kernel computes
-relu(conv + bias + sum) while the conv's output rows are still in cache
-instead of two more passes over the tensor.
+`Conv -> Add(other) [-> Relu]`, into the Conv: a fourth input `sum` (the
+other addend) and the Relu, when there is one, as the fused activation, so
+the kernel computes relu(conv + bias + sum) while the conv's output rows are
+still in cache instead of one or two more passes over the tensor. A Sum of
+two inputs (Caffe2-era exports such as the zoo's ResNet-50) counts as Add.
 
 Only when the other addend is known to have exactly the Conv's output shape
 (no broadcasting), both are float32, and the Conv has no fused activation
@@ -32,17 +33,20 @@ def run(graph) -> bool:
             continue
         y = conv.outputs[0]
         add = single_consumer(graph, y, consumers)
-        if not is_op(add, "Add") or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
+        if not is_op(add, {"Add", "Sum"}) or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
             continue
         other = other_input(add, y)
-        relu = single_consumer(graph, add.outputs[0], consumers)
-        if not other or not is_op(relu, "Relu") or not _same_shape(graph, y, other):
+        if not other or not _same_shape(graph, y, other):
             continue
+        relu = single_consumer(graph, add.outputs[0], consumers)
         bias = conv.input(2)
         conv.inputs = [conv.inputs[0], conv.inputs[1], bias, other]
-        conv.attrs["activation"], conv.attrs["activation_alpha"], conv.attrs["activation_beta"] = "Relu", 0.0, 0.0
-        conv.outputs = [relu.outputs[0]]
-        removed.append(relu)
+        if is_op(relu, "Relu"):
+            conv.attrs["activation"], conv.attrs["activation_alpha"], conv.attrs["activation_beta"] = "Relu", 0.0, 0.0
+            conv.outputs = [relu.outputs[0]]
+            removed.append(relu)
+        else:
+            conv.outputs = [add.outputs[0]]
         moved[id(add)] = conv
         consumers = graph.consumers()
     if moved:
