@@ -131,6 +131,15 @@ PYBIND11_MODULE(_engine, m) {
       .def_property_readonly("num_nodes", &Plan::num_nodes)
       .def("set_profiling", &Plan::set_profiling, py::arg("on"))
       .def(
+          "node_paths",
+          [](Plan& p) {
+            py::list out;
+            for (size_t i = 0; i < p.num_nodes(); ++i)
+              out.append(py::make_tuple(p.step_name(i), p.step_op_type(i), p.step_path(i)));
+            return out;
+          },
+          "[(node name, op type, implementation path or '')] in run order")
+      .def(
           "take_profile",
           [](Plan& p) {
             py::list out;

@@ -55,6 +55,7 @@ KernelTable make_table(Isa isa) {
   fill_vbinary_ref(t);
   fill_conv_ref(t);
   fill_conv_direct_ref(t);  // small-cnn
+  fill_conv_wino_cl_ref(t);  // small-wino
 #if defined(PYENGINE_HAVE_AVX2)
   if (isa == Isa::Avx2 || isa == Isa::Avx512) {
     t.isa = Isa::Avx2;
@@ -64,6 +65,7 @@ KernelTable make_table(Isa isa) {
     fill_vbinary_avx2(t);
     fill_conv_avx2(t);
     fill_conv_direct_avx2(t);  // small-cnn
+    fill_conv_wino_cl_avx2(t);  // small-wino
     fill_conv_wino_avx2(t);  // [conv3x3]
   }
 #endif
@@ -73,6 +75,7 @@ KernelTable make_table(Isa isa) {
     t.name = "avx512";
     fill_gemm_avx512(t);
     fill_conv_direct_avx512(t);  // small-cnn
+    fill_conv_wino_cl_avx512(t);  // small-wino
     fill_conv_avx512(t);  // dw-pool
     fill_vbinary_avx512(t);  // dw-pool
     fill_conv1x1_avx512(t);  // dw-pool

@@ -173,6 +173,27 @@ struct ConvDirectArgs {
 using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // --- end small-cnn ---
 
+// --- small-wino: Winograd F(4x4, 3x3), channels in lanes (kernels/conv_wino_cl_impl.h) ---
+// One image of a 3x3 stride-1 convolution on a small plane. Tiles of 4x4
+// outputs, TH x TW of them; tile (th, tw) reads xt rows 4th..4th+5 and
+// columns 4tw..4tw+5 of the zero-padded, channels-last input
+// xt[(4TH+2) rows][(4TW+2) columns][Cp]. u[xi][c][m] = (G g G^T)[xi] for
+// c < C, m < Mp (zero for m >= M); bias has Mp entries. Writes
+// y[m * OH * OW + oh * OW + ow] = bias[m] + conv for m < M (no activation),
+// using v (T * 36 * Cp floats) and mo (T * 36 * Mp floats) as work space.
+// Cp and Mp are multiples of 16.
+struct WinoClArgs {
+  const float* xt = nullptr;
+  const float* u = nullptr;
+  const float* bias = nullptr;
+  float* v = nullptr;
+  float* mo = nullptr;
+  float* y = nullptr;
+  int64_t TH = 0, TW = 0, C = 0, Cp = 0, M = 0, Mp = 0, OH = 0, OW = 0;
+};
+using ConvWinoClFn = void (*)(const WinoClArgs& a);
+// --- end small-wino ---
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   const char* name = "scalar";
@@ -214,6 +235,7 @@ struct KernelTable {
   // outputs (tile row th covers output rows 4th..4th+3), xi = 6i + l.
   ConvWinoInFn conv_wino43_in = nullptr;
   ConvWinoOutFn conv_wino43_out = nullptr;
+  ConvWinoClFn conv_wino_cl = nullptr;  // small-wino
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -223,18 +245,21 @@ void fill_vmath_ref(KernelTable& t);
 void fill_vbinary_ref(KernelTable& t);
 void fill_conv_ref(KernelTable& t);
 void fill_conv_direct_ref(KernelTable& t);  // small-cnn
+void fill_conv_wino_cl_ref(KernelTable& t);  // small-wino
 #if defined(PYENGINE_HAVE_AVX2)
 void fill_gemm_avx2(KernelTable& t);
 void fill_vmath_avx2(KernelTable& t);
 void fill_vbinary_avx2(KernelTable& t);
 void fill_conv_avx2(KernelTable& t);
 void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
+void fill_conv_wino_cl_avx2(KernelTable& t);  // small-wino
 void fill_conv_wino_avx2(KernelTable& t);  // [conv3x3] Winograd F(4x4, 3x3) entries
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
 void fill_gemm_avx512(KernelTable& t);
 void fill_conv_direct_avx512(KernelTable& t);  // small-cnn
+void fill_conv_wino_cl_avx512(KernelTable& t);  // small-wino
 // --- dw-pool: depthwise conv, elementwise binary, direct 1x1 conv
 // (kernels/avx512/conv_dw_avx512.cpp, vbinary_avx512.cpp, conv1x1_avx512.cpp) ---
 void fill_conv_avx512(KernelTable& t);

@@ -32,6 +32,7 @@
 #include "kernels/conv_dw.h"
 #include "ops/common.h"
 #include "ops/conv_direct.h"  // small-cnn
+#include "ops/conv_wino_small.h"  // small-wino
 #include "ops/conv_window.h"
 
 namespace pyengine {
@@ -714,6 +715,7 @@ class ConvTransposeKernel : public Kernel {
 void register_conv_ops() {
   // small-cnn: small layers take the direct path when it accepts the node.
   register_kernel("Conv", [](const NodeSpec& spec) -> std::unique_ptr<Kernel> {
+    if (auto k = make_wino_small_conv(spec)) return k;  // small-wino
     if (auto k = make_direct_conv(spec)) return k;
     return std::make_unique<ConvKernel>(spec);
   });

@@ -99,6 +99,8 @@ class DirectConvKernel : public Kernel {
     split_ = macs_ >= kSplitMacs && N_ < threads_ && M_ > kSplitChannels;
   }
 
+  std::string path() const override { return chan_ ? "direct_cl" : "direct"; }
+
   // [padded bias (w_ld_)] then per-thread slots (one when an image is split).
   size_t scratch_bytes() const override {
     return static_cast<size_t>(w_ld_ + slot_ * (split_ ? 1 : threads_)) * sizeof(float);

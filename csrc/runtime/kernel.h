@@ -37,6 +37,10 @@ class Kernel {
   virtual void run(const KernelIO& io) = 0;
   // Temporary memory the kernel needs while it runs (all threads together).
   virtual size_t scratch_bytes() const { return 0; }
+  // Which implementation an op with several chose for this node's shapes
+  // ("winograd_cl", "direct"...; empty when there is one): shown in profiles
+  // and checked by the tests that target a path.
+  virtual std::string path() const { return {}; }
 };
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const NodeSpec& spec);

@@ -59,6 +59,7 @@ class Plan {
   std::vector<ProfileEvent> take_profile();
   const std::string& step_name(size_t i) const { return steps_.at(i).name; }
   const std::string& step_op_type(size_t i) const { return steps_.at(i).op_type; }
+  std::string step_path(size_t i) const { return steps_.at(i).kernel->path(); }
 
   size_t arena_bytes() const { return arena_bytes_; }
   size_t scratch_bytes() const { return scratch_bytes_; }

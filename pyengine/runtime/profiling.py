@@ -27,10 +27,15 @@ class Profiler:
         self._add("Session", "model_run", start_ns, end_ns - start_ns, {})
 
     def collect(self, plan) -> None:
-        """Moves the node events a native plan recorded into this profile."""
+        """Moves the node events a native plan recorded into this profile.
+        Nodes whose op has several implementations name the one chosen
+        (args "path")."""
+        paths = {name: path for name, _, path in plan.node_paths() if path}
         for name, op_type, start, duration in plan.take_profile():
-            self._add("Node", f"{name}_kernel_time", start, duration,
-                      {"op_name": op_type, "provider": "CPUExecutionProvider"})
+            args = {"op_name": op_type, "provider": "CPUExecutionProvider"}
+            if name in paths:
+                args["path"] = paths[name]
+            self._add("Node", f"{name}_kernel_time", start, duration, args)
 
     def _add(self, cat: str, name: str, start_ns: int, duration_ns: int, args: dict) -> None:
         # Microseconds as the trace format wants, kept fractional: many nodes take less than one.

@@ -1,0 +1,176 @@
+// Winograd F(4x4, 3x3) with output channels in the vector lanes, for 3x3
+// stride-1 convolutions whose output planes are small (the digits CNN's
+// 32->64 on 8x8 and 64->64 on 4x4): a quarter of the direct kernel's
+// multiply-adds, with vectors that stay full however small the plane.
+//
+// Per image: the input is copied once into a zero-padded channels-last
+// buffer, then table_.conv_wino_cl (kernels/conv_wino_cl_impl.h) does the
+// input transform, the 36 products over input channels and the output
+// transform with the bias; the fused activation runs on the finished planes.
+// The transformed weights u[36][C][Mp] must stay in L2 (weights past
+// kMaxU floats go to the other paths, which stream them once per image).
+//
+// Images are independent, spread over the threads; each output is the same
+// arithmetic whichever thread computes it, so results do not depend on the
+// thread count.
+#include "ops/conv_wino_small.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "ops/common.h"
+#include "ops/conv_window.h"
+
+namespace pyengine {
+
+namespace {
+
+// Shape limits: at most kMaxTiles 4x4 tiles per image (16x16 outputs; larger
+// planes fill the planar Winograd's GEMMs), transformed weights of at most
+// kMaxU floats (1.2 MB), at least kMinChannels on each side.
+constexpr int64_t kMaxTiles = 16;
+constexpr int64_t kMaxU = 300 * 1024;
+constexpr int64_t kMinChannels = 8;
+// Least work per thread chunk (multiply-adds of the products), so a batch-1
+// layer runs on the caller.
+constexpr int64_t kInlineMacs = 256 * 1024;
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+class WinoSmallConvKernel : public Kernel {
+ public:
+  WinoSmallConvKernel(const NodeSpec& spec, const Window3& w) : table_(kernels()), win_(w) {
+    const TensorDesc& x = spec.input(0);
+    N_ = x.shape[0];
+    C_ = x.shape[1];
+    M_ = spec.outputs[0].shape[1];
+    IH_ = w.in[1];
+    IW_ = w.in[2];
+    OH_ = w.out[1];
+    OW_ = w.out[2];
+    TH_ = (OH_ + 3) / 4;
+    TW_ = (OW_ + 3) / 4;
+    Cp_ = round_up(C_, 16);
+    Mp_ = round_up(M_, 16);
+    XH_ = 4 * TH_ + 2;
+    XW_ = 4 * TW_ + 2;
+    const int64_t T = TH_ * TW_;
+    slot_ = round_up(XH_ * XW_ * Cp_, 16) + T * 36 * (Cp_ + Mp_);
+    threads_ = std::max(1, spec.num_threads);
+    macs_ = T * 36 * C_ * Mp_;
+    has_bias_ = spec.has_input(2);
+    act_ = fused_activation(spec);
+    // u[xi][c][m] = (G g G^T)[xi], in double and rounded once (as the planar
+    // Winograd in conv.cpp does).
+    static const double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+                                   {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    const float* wt = static_cast<const float*>(spec.input(1).const_data);
+    u_.assign(static_cast<size_t>(36 * C_ * Mp_), 0.f);
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t c = 0; c < C_; ++c) {
+        const float* g = wt + (m * C_ + c) * 9;
+        double tg[6][3];  // G g
+        for (int i = 0; i < 6; ++i)
+          for (int k = 0; k < 3; ++k) tg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j)
+            u_[static_cast<size_t>(((6 * i + j) * C_ + c) * Mp_ + m)] =
+                static_cast<float>(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
+      }
+  }
+
+  std::string path() const override { return "winograd_cl"; }
+
+  // [padded bias (Mp)] then one slot per thread: xt, v, mo.
+  size_t scratch_bytes() const override { return static_cast<size_t>(Mp_ + slot_ * threads_) * sizeof(float); }
+
+  void run(const KernelIO& io) override {
+    const float* X = in_ptr<float>(io, 0);
+    float* Y = out_ptr<float>(io, 0);
+    if (N_ == 0) return;
+    float* B = static_cast<float*>(io.scratch);
+    float* scratch = B + Mp_;
+    std::fill(B, B + Mp_, 0.f);
+    if (has_bias_) std::memcpy(B, in_ptr<float>(io, 2), static_cast<size_t>(M_) * sizeof(float));
+    const int64_t grain = std::max<int64_t>(1, kInlineMacs / std::max<int64_t>(1, macs_));
+    io.pool->parallel_for(N_, grain, [&](int64_t n0, int64_t n1) {
+      float* buf = scratch + ThreadPool::thread_index() * slot_;
+      for (int64_t n = n0; n < n1; ++n) image(X + n * C_ * IH_ * IW_, B, Y + n * M_ * OH_ * OW_, buf);
+    });
+  }
+
+ private:
+  void image(const float* x, const float* bias, float* y, float* buf) const {
+    float* xt = buf;
+    const int64_t xt_size = round_up(XH_ * XW_ * Cp_, 16);
+    // Zero-padded channels-last copy: rows/columns past the input (padding,
+    // the last tiles' overhang) and channels C..Cp stay zero.
+    std::fill(xt, xt + xt_size, 0.f);
+    const int64_t top = win_.pb[1], left = win_.pb[2];
+    for (int64_t c = 0; c < C_; ++c) {
+      const float* xc = x + c * IH_ * IW_;
+      for (int64_t h = 0; h < IH_; ++h) {
+        float* row = xt + ((h + top) * XW_ + left) * Cp_ + c;
+        for (int64_t w = 0; w < IW_; ++w) row[w * Cp_] = xc[h * IW_ + w];
+      }
+    }
+    WinoClArgs a;
+    a.xt = xt;
+    a.u = u_.data();
+    a.bias = bias;
+    a.v = xt + xt_size;
+    a.mo = a.v + TH_ * TW_ * 36 * Cp_;
+    a.y = y;
+    a.TH = TH_;
+    a.TW = TW_;
+    a.C = C_;
+    a.Cp = Cp_;
+    a.M = M_;
+    a.Mp = Mp_;
+    a.OH = OH_;
+    a.OW = OW_;
+    table_.conv_wino_cl(a);
+    if (act_.kind != Activation::None) table_.activation(y, y, M_ * OH_ * OW_, act_);
+  }
+
+  const KernelTable& table_;
+  Window3 win_;
+  int64_t N_ = 0, C_ = 0, M_ = 0, IH_ = 0, IW_ = 0, OH_ = 0, OW_ = 0, TH_ = 0, TW_ = 0;
+  int64_t Cp_ = 0, Mp_ = 0, XH_ = 0, XW_ = 0, slot_ = 0, macs_ = 0;
+  int threads_ = 1;
+  bool has_bias_ = false;
+  std::vector<float> u_;
+  Activation act_;
+};
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_wino_small_conv(const NodeSpec& spec) {
+  if (spec.inputs.size() < 2 || spec.outputs.size() != 1 || spec.has_input(3)) return nullptr;
+  if (!kernels().conv_wino_cl) return nullptr;
+  const TensorDesc& x = spec.input(0);
+  const TensorDesc& wt = spec.input(1);
+  const TensorDesc& y = spec.outputs[0];
+  if (x.dtype != DType::Float32 || wt.dtype != DType::Float32 || y.dtype != DType::Float32 || !wt.const_data)
+    return nullptr;
+  if (x.rank() != 4 || wt.rank() != 4 || y.rank() != 4) return nullptr;
+  if (spec.attrs.get_int("group", 1) != 1) return nullptr;
+  if (spec.has_input(2) && (spec.input(2).dtype != DType::Float32 || spec.input(2).numel() != y.shape[1]))
+    return nullptr;
+  const Window3 w = Window3::from_spec(spec, x.shape, y.shape);
+  const int64_t C = x.shape[1], M = y.shape[1];
+  if (wt.shape[0] != M || wt.shape[1] != C || x.shape[0] != y.shape[0]) return nullptr;
+  if (C < kMinChannels || M < kMinChannels) return nullptr;
+  for (int a = 1; a < 3; ++a) {
+    if (w.k[a] != 3 || w.s[a] != 1 || w.d[a] != 1 || w.out[a] <= 0) return nullptr;
+    // pads of at most 2 (the padded buffer holds 4T + 2 rows/columns), and
+    // the padded extent gives exactly the output extent
+    if (w.pb[a] > 2 || w.pe[a] > 2 || w.in[a] + w.pb[a] + w.pe[a] - 2 != w.out[a]) return nullptr;
+  }
+  const int64_t tiles = ((w.out[1] + 3) / 4) * ((w.out[2] + 3) / 4);
+  if (tiles > kMaxTiles || 36 * C * round_up(M, 16) > kMaxU) return nullptr;
+  return std::make_unique<WinoSmallConvKernel>(spec, w);
+}
+
+}  // namespace pyengine
