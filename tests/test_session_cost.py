@@ -2,6 +2,7 @@
 instead of holding a second copy, the ModelProto is not kept, and sessions
 still specialize correctly for new input shapes afterwards."""
 import gc
+import os
 
 import numpy as np
 import onnx
@@ -182,7 +183,64 @@ def test_external_initializers_are_read_straight_into_arrays(tmp_path, rng):
     sess = pyengine.InferenceSession(str(path))
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)
     (plan,) = sess._plans.values()
-    assert plan.constant_bytes["borrowed"] >= w1.nbytes + w2.nbytes
+    # The MatMuls packed w1 and w2: the plan let go of them and so did the
+    # session (test_packed_weights_released); a new shape reads them again.
+    assert plan.constant_bytes["borrowed"] < w1.nbytes
+    assert "w1" not in sess._graph.constants and "w2" not in sess._graph.constants
+    x5 = rng.standard_normal((5, w1.shape[0])).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x5})[0], _reference(x5, w1, b1, w2) + big_c[:1],
+                               rtol=1e-4, atol=1e-4)
     # Without a dict to receive them, the weights stay in the ModelProto (as before).
     plain = loader.load_model(str(path))
     assert {t.name for t in plain.graph.initializer if t.HasField("raw_data")} >= {"w1", "w2"}
+
+
+def _saved_mlp(rng, tmp_path, **kw):
+    model, weights = _mlp(rng, **kw)
+    path = tmp_path / "mlp.onnx"
+    onnx.save(model, str(path))
+    return str(path), weights
+
+
+def test_packed_weights_released(rng, tmp_path):
+    """A session made from a file frees the weights its kernels packed once
+    the plan is built (the arrays die: one copy of the weights, the packed
+    one); plans for new shapes read them again from the file."""
+    import weakref
+    path, weights = _saved_mlp(rng, tmp_path)
+    sess = pyengine.InferenceSession(path)
+    alive = {n: weakref.ref(sess._graph.constants[n]) for n in ("w1", "w2")}
+    x = rng.standard_normal((3, weights[0].shape[0])).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(x, *weights), rtol=1e-4, atol=1e-4)
+    gc.collect()
+    assert all(ref() is None for ref in alive.values())
+    assert sess._plans[((3, weights[0].shape[0]),)].constant_bytes["borrowed"] < weights[0].nbytes
+    for batch in (5, 3, 1):
+        x = rng.standard_normal((batch, weights[0].shape[0])).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(x, *weights), rtol=1e-4, atol=1e-4)
+
+
+def test_weights_kept_when_not_reloadable(rng):
+    """From bytes there is no file to read them again: the weights stay."""
+    model, weights = _mlp(rng)
+    sess = pyengine.InferenceSession(model.SerializeToString())
+    sess.run(None, {"x": rng.standard_normal((2, weights[0].shape[0])).astype(np.float32)})
+    assert {"w1", "w2"} <= set(sess._graph.constants)
+
+
+@pytest.mark.parametrize("change", ["deleted", "rewritten"])
+def test_changed_file_is_refused_for_new_shapes(rng, tmp_path, change):
+    """Weights freed after packing are read again only from the same file:
+    a deleted or rewritten file gives a clear error; existing plans still run."""
+    path, weights = _saved_mlp(rng, tmp_path)
+    sess = pyengine.InferenceSession(path)
+    x = rng.standard_normal((2, weights[0].shape[0])).astype(np.float32)
+    expected = sess.run(None, {"x": x})[0]
+    if change == "deleted":
+        os.remove(path)
+    else:
+        other, _ = _mlp(np.random.default_rng(99))
+        onnx.save(other, path)
+    with pytest.raises(pyengine.InvalidModelError, match="create a new session"):
+        sess.run(None, {"x": np.concatenate([x, x])})
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], expected)

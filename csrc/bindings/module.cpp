@@ -125,6 +125,8 @@ PYBIND11_MODULE(_engine, m) {
         }
         p.add_node(std::move(spec), in_slots, out_slots);
       })
+      .def("last_node_reads_input", &Plan::last_node_reads_input, py::arg("k"))
+      .def("release_constant", &Plan::release_constant, py::arg("slot"))
       .def("finalize", &Plan::finalize)
       .def_property_readonly("arena_bytes", &Plan::arena_bytes)
       .def_property_readonly("scratch_bytes", &Plan::scratch_bytes)

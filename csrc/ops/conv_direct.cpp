@@ -100,6 +100,7 @@ class DirectConvKernel : public Kernel {
   }
 
   std::string path() const override { return chan_ ? "direct_cl" : "direct"; }
+  bool reads_constant_at_run(size_t i) const override { return i != 1; }  // weights copied
 
   // [padded bias (w_ld_)] then per-thread slots (one when an image is split).
   size_t scratch_bytes() const override {

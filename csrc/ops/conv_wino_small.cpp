@@ -81,6 +81,7 @@ class WinoSmallConvKernel : public Kernel {
   }
 
   std::string path() const override { return "winograd_cl"; }
+  bool reads_constant_at_run(size_t i) const override { return i != 1; }  // weights copied
 
   // [padded bias (Mp)] then one slot per thread: xt, v, mo.
   size_t scratch_bytes() const override { return static_cast<size_t>(Mp_ + slot_ * threads_) * sizeof(float); }

@@ -45,6 +45,7 @@ class GemmKernel : public Kernel {
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(scaled_bias_len_) * sizeof(float); }
+  bool reads_constant_at_run(size_t i) const override { return !(i == 1 && packed_); }
 
   void run(const KernelIO& io) override {
     GemmArgs g = args_;
@@ -85,8 +86,12 @@ class GemmKernel : public Kernel {
       }
       return;
     }
-    if (packed_) table_.sgemm_packed(g, *packed_, io.pool);
-    else table_.sgemm(g, io.pool);
+    if (packed_) {
+      g.B = nullptr;  // the packed copy only (B's memory may have been released)
+      table_.sgemm_packed(g, *packed_, io.pool);
+    } else {
+      table_.sgemm(g, io.pool);
+    }
   }
 
  private:
@@ -139,9 +144,11 @@ class MatMulKernel : public Kernel {
     }
   }
 
+  bool reads_constant_at_run(size_t i) const override { return !(i == 1 && packed_); }
+
   void run(const KernelIO& io) override {
     const float* A = in_ptr<float>(io, 0);
-    const float* B = in_ptr<float>(io, 1);
+    const float* B = packed_ ? nullptr : in_ptr<float>(io, 1);
     float* Y = out_ptr<float>(io, 0);
     GemmArgs g;
     g.K = K_;
@@ -164,7 +171,7 @@ class MatMulKernel : public Kernel {
     if (a_dense_) {
       g.M = nbatch * M_;
       g.A = A;
-      g.B = B;
+      g.B = B;  // null when packed: only the packed copy is read
       g.C = Y;
       if (packed_) table_.sgemm_packed(g, *packed_, io.pool);
       else table_.sgemm(g, io.pool);

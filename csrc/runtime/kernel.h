@@ -41,6 +41,9 @@ class Kernel {
   // ("winograd_cl", "direct"...; empty when there is one): shown in profiles
   // and checked by the tests that target a path.
   virtual std::string path() const { return {}; }
+  // False when this kernel copied (packed) constant input `i` when it was
+  // built and never reads it again: the plan may then let that memory go.
+  virtual bool reads_constant_at_run(size_t /*input*/) const { return true; }
 };
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const NodeSpec& spec);

@@ -207,6 +207,25 @@ void Plan::run(const std::vector<const void*>& inputs, const std::vector<void*>&
   }
 }
 
+bool Plan::last_node_reads_input(size_t k) const {
+  if (steps_.empty()) throw std::logic_error("no node added yet");
+  return steps_.back().kernel->reads_constant_at_run(k);
+}
+
+void Plan::release_constant(int slot) {
+  if (slot < 0 || static_cast<size_t>(slot) >= slots_.size() || slots_[slot].kind != SlotKind::Constant)
+    throw std::invalid_argument("release_constant: not a constant slot");
+  for (const Step& step : steps_)
+    for (size_t k = 0; k < step.in.size(); ++k)
+      if (step.in[k] == slot && step.kernel->reads_constant_at_run(k))
+        throw std::logic_error("release_constant: node '" + step.name + "' reads it at run time");
+  Constant& c = constants_[slots_[slot].index];
+  c.owned.resize(0);
+  c.owner.reset();
+  c.data = nullptr;
+  c.nbytes = 0;
+}
+
 std::vector<Plan::ProfileEvent> Plan::take_profile() {
   std::lock_guard<std::mutex> lk(profile_mu_);
   std::vector<ProfileEvent> out;

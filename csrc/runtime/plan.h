@@ -41,6 +41,13 @@ class Plan {
   // constants expose their data to the kernel through TensorDesc::const_data.
   void add_node(NodeSpec spec, const std::vector<int>& input_slots, const std::vector<int>& output_slots);
 
+  // Whether the most recently added node reads its input `k` when it runs
+  // (false: its kernel keeps a packed copy of that constant).
+  bool last_node_reads_input(size_t k) const;
+  // Frees (or, borrowed, lets go of) a constant no kernel reads at run
+  // time; throws if some node still reads it.
+  void release_constant(int slot);
+
   // Total intermediate memory; the per-node scratch region is appended to it.
   void finalize(size_t arena_bytes);
 

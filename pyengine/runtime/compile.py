@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _dtypes
 from ..errors import InvalidModelError
+from ..graph.ir import TensorInfo
 from ..graph.specialize import Specialized, node_error
 from . import limits, memory
 from .native import _engine
@@ -38,6 +39,21 @@ class CompiledPlan:
         outs = [np.empty(s, dtype=d) for s, d in zip(self.output_shapes, self.output_dtypes)]
         self.plan.run(arrays, outs)
         return outs
+
+
+def _release_packed(plan, step, pending: dict, kept: set, slots: dict, env: dict, release) -> None:
+    """After `step`'s kernel is built: constants whose every reader keeps a
+    packed copy are released as soon as the last reader is built."""
+    for k, name in enumerate(step.node.inputs):
+        if name not in pending:
+            continue
+        if plan.last_node_reads_input(k):
+            kept.add(name)
+        pending[name] -= 1
+        if pending[name] == 0 and name not in kept:
+            plan.release_constant(slots[name])
+            env[name] = TensorInfo(env[name].dtype, env[name].shape)  # this plan's reference
+            release(name)
 
 
 def _nbytes(info) -> int:
@@ -69,9 +85,12 @@ def _check_shapes(spec: Specialized, output_names: list, limit: int) -> None:
 
 
 def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
-                 memory_limit: int | None = None) -> CompiledPlan:
+                 memory_limit: int | None = None, release=None) -> CompiledPlan:
     """`memory_limit`: bytes the plan may need (None: the default of
-    runtime/limits.py, 0: unlimited)."""
+    runtime/limits.py, 0: unlimited). `release(name)`: called for each
+    constant every reading kernel packed a copy of, once the last of them is
+    built; the plan has let go of it and so should the caller (peak memory:
+    the weights are freed one by one as their packed copies appear)."""
     env, steps = spec.env, spec.steps
     limit = limits.memory_limit() if memory_limit is None else memory_limit
     _check_shapes(spec, output_names, limit)
@@ -142,6 +161,14 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
                 raise InvalidModelError(f"value '{name}' is read before any node writes it")
         return slots[name]
 
+    # Constants still to be read by a later node, and those some kernel reads at run time.
+    pending: dict = {}
+    for step in steps:
+        for n in step.node.inputs:
+            if n in const_names:
+                pending[n] = pending.get(n, 0) + 1
+    kept = set(output_names)
+
     for step in steps:
         node = step.node
         in_slots = [slot_of(n) if n else -1 for n in node.inputs]
@@ -160,6 +187,9 @@ def compile_plan(spec: Specialized, input_names: list, output_names: list, pool,
             plan.add_node(step.opdef.kernel, node.name, step.opdef.kernel_attrs(node, step.ins), in_slots, out_slots)
         except (ValueError, TypeError, RuntimeError, IndexError, KeyError, ArithmeticError) as e:
             raise node_error(node, e) from None
+        if release is not None:
+            step.ins = None  # read no more, and it references the constants
+            _release_packed(plan, step, pending, kept, slots, env, release)
 
     # Outputs that cannot be written in place get a copy.
     for j, name in enumerate(output_names):

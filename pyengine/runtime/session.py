@@ -108,6 +108,39 @@ def _align_constants(graph) -> None:
         graph.constants[name] = aligned(value)
 
 
+class _FileSource:
+    """The model file a session was created from, to read its weights again.
+    Refuses when the file was replaced or changed since (its identity and
+    modification time are recorded)."""
+
+    def __init__(self, path: str, stat):
+        self.path = path
+        self.signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    @staticmethod
+    def of(source):
+        if not isinstance(source, (str, os.PathLike)):
+            return None  # bytes or a ModelProto: the weights stay in memory
+        path = os.path.abspath(os.fspath(source))
+        try:
+            return _FileSource(path, os.stat(path))
+        except OSError:
+            return None
+
+    def reopen(self) -> str:
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise InvalidModelError(f"model file {self.path} is gone ({e.strerror}); its weights were freed "
+                                    "after packing, so this session cannot compile a plan for a new input "
+                                    "shape: create a new session") from None
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.signature:
+            raise InvalidModelError(f"model file {self.path} changed since the session was created; its weights "
+                                    "were freed after packing, so this session cannot compile a plan for a new "
+                                    "input shape: create a new session")
+        return self.path
+
+
 class _InputSpec:
     __slots__ = ("name", "dtype", "shape", "rank", "static_dims")
 
@@ -142,22 +175,12 @@ class InferenceSession:
         self._options = sess_options or SessionOptions()
         self._memory_limit = memory_limit(getattr(self._options, "_config", None))
         self._providers = self._choose_providers(providers, strict)
-        external: dict = {}  # large external initializers, read straight into arrays
-        model = load_model(path_or_bytes, external)
-        graph = to_graph(model, external)
-        del external
-        # The graph holds the weights now: the ModelProto (a second copy of
-        # them) is dropped, only its metadata is kept.
-        self._metadata = ModelMetadata(model)
-        del model
-        check_supported(graph)
-        self._declared = dict(graph.infos)
-        self._input_names = list(graph.inputs)
-        self._output_names = list(graph.outputs)
-        level = int(self._options.graph_optimization_level)
-        self._graph = passes.optimize(graph, level)
-        del graph  # constants replaced by the passes (folded BatchNorm weights...) are freed here
-        _align_constants(self._graph)
+        self._graph = self._build_graph(path_or_bytes, first=True)
+        # Weights a kernel keeps packed are freed once a plan has packed them
+        # (compile_plan's `release`), when they can be read again from the
+        # model file should a new input shape need another plan.
+        self._source = _FileSource.of(path_or_bytes)
+        self._stale = False  # the graph lost weights to a plan: reload before the next compile
         self._inputs = [_InputSpec(n, self._declared.get(n, TensorInfo())) for n in self._input_names]
         self._pool = thread_pool(int(self._options.intra_op_num_threads or 0))
         self._plans: dict = {}
@@ -166,6 +189,39 @@ class InferenceSession:
                           if self._options.enable_profiling else None)
         if all(s.rank is not None and len(s.static_dims) == s.rank for s in self._inputs):
             self._plan_for(tuple(tuple(s.shape) for s in self._inputs))
+
+    def _build_graph(self, source, first: bool = False):
+        """The optimized graph of `source`. The first build also records the
+        model's metadata and declared inputs and outputs."""
+        external: dict = {}  # large external initializers, read straight into arrays
+        model = load_model(source, external)
+        graph = to_graph(model, external)
+        del external
+        if first:
+            # The graph holds the weights now: the ModelProto (a second copy
+            # of them) is dropped, only its metadata is kept.
+            self._metadata = ModelMetadata(model)
+        del model
+        check_supported(graph)
+        if first:
+            # declared types and shapes only: infos of initializers carry their
+            # arrays, which must not outlive the passes that replace them
+            self._declared = {k: TensorInfo(v.dtype, v.shape) for k, v in graph.infos.items()}
+            self._input_names = list(graph.inputs)
+            self._output_names = list(graph.outputs)
+        optimized = passes.optimize(graph, int(self._options.graph_optimization_level))
+        del graph  # constants replaced by the passes (folded BatchNorm weights...) are freed here
+        # Infos keep types and shapes; values live in `constants` only (an
+        # info of a folded-away weight would keep its array alive).
+        optimized.infos = {k: TensorInfo(v.dtype, v.shape) if v.value is not None else v
+                           for k, v in optimized.infos.items()}
+        _align_constants(optimized)
+        return optimized
+
+    def _release_constant(self, name: str) -> None:
+        """A plan packed constant `name` and no longer reads it: drop the session's copy."""
+        if self._graph.constants.pop(name, None) is not None:
+            self._stale = True
 
     # ---- onnxruntime API ---------------------------------------------------
     def get_inputs(self) -> list:
@@ -291,10 +347,15 @@ class InferenceSession:
             compiled = self._plans.get(shapes)
             if compiled is not None:
                 return compiled
+            if self._stale:  # an earlier plan freed packed weights: read them again
+                self._graph = self._build_graph(self._source.reopen())
+                self._stale = False
             infos = {s.name: TensorInfo(s.dtype, tuple(shape)) for s, shape in zip(self._inputs, shapes)}
             spec = specialize(self._graph, infos)
+            release = self._release_constant if self._source is not None else None
             compiled = compile_plan(spec, self._input_names, self._output_names, self._pool,
-                                    self._memory_limit)
+                                    self._memory_limit, release=release)
+            del spec
             if len(self._plans) >= _PLAN_CACHE_SIZE:
                 evicted = self._plans.pop(next(iter(self._plans)))
                 if self._profiler is not None:
