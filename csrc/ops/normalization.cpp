@@ -88,11 +88,25 @@ class BatchNormKernel : public Kernel {
     }
   }
 
-  // The fused activation in place on a block just written (still in L1);
-  // float: the table's vectorized activation.
+  // y = x * s + t; a fused Relu is applied in the same loop (the common
+  // case: no second pass at all), any other activation by activate_block.
+  template <class T>
+  void affine(const T* x, T* y, int64_t n, T s, T t) const {
+    if (act_.kind == Activation::Relu) {
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = x[j] * s + t;
+        y[j] = v < T(0) ? T(0) : v;  // NaN stays NaN, as the Relu op
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) y[j] = x[j] * s + t;
+    }
+  }
+
+  // The fused activation (other than Relu) in place on a block just written
+  // (still in L1); float: the table's vectorized activation.
   template <class T>
   void activate_block(T* y, int64_t n) const {
-    if (act_.kind == Activation::None) return;
+    if (act_.kind == Activation::None || act_.kind == Activation::Relu) return;
     if constexpr (std::is_same_v<T, float>) {
       table_.activation(y, y, n, act_);
     } else {
@@ -135,22 +149,38 @@ class BatchNormKernel : public Kernel {
       io.pool->parallel_for(items, 16384, [&](int64_t b, int64_t e) {
         for (int64_t j0 = b; j0 < e; j0 += kBlock) {
           const int64_t j1 = std::min(e, j0 + kBlock);
-          for (int64_t j = j0; j < j1; ++j) Y[j] = X[j] * st[j % P] + st[P + j % P];
+          for (int64_t j = j0; j < j1; ++j) affine<T>(X + j, Y + j, 1, st[j % P], st[P + j % P]);
           activate_block<T>(Y + j0, j1 - j0);
         }
       });
       return;
     }
     io.pool->parallel_for(items, std::max<int64_t>(1, 16384 / R), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const T s = st[i % P], t = st[P + i % P];
-        const T* x = X + i * R;
-        T* y = Y + i * R;
-        for (int64_t j0 = 0; j0 < R; j0 += kBlock) {
-          const int64_t n = std::min(kBlock, R - j0);
-          for (int64_t j = 0; j < n; ++j) y[j0 + j] = x[j0 + j] * s + t;
-          activate_block<T>(y + j0, n);
+      if (R >= kBlock) {  // long rows: the activation follows each block of a row
+        for (int64_t i = b; i < e; ++i) {
+          const T s = st[i % P], t = st[P + i % P];
+          const T* x = X + i * R;
+          T* y = Y + i * R;
+          for (int64_t j0 = 0; j0 < R; j0 += kBlock) {
+            const int64_t n = std::min(kBlock, R - j0);
+            affine<T>(x + j0, y + j0, n, s, t);
+            activate_block<T>(y + j0, n);
+          }
         }
+        return;
+      }
+      // short rows (late layers: 7x7, 14x14): one activation call for the
+      // several consecutive rows of a block, not one call per short row
+      const int64_t rows = kBlock / R;
+      for (int64_t i0 = b; i0 < e; i0 += rows) {
+        const int64_t i1 = std::min(e, i0 + rows);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T s = st[i % P], t = st[P + i % P];
+          const T* x = X + i * R;
+          T* y = Y + i * R;
+          affine<T>(x, y, R, s, t);
+        }
+        activate_block<T>(Y + i0 * R, (i1 - i0) * R);
       }
     });
   }
