@@ -36,7 +36,8 @@ void mean_var(const T* x, int64_t n, double* mean, double* var) {
   *var = n ? v / static_cast<double>(n) : 0.0;
 }
 
-// y = x * s[c] + t[c] with s = scale / sqrt(var + eps), t = B - mean * s, for
+// y = act(x * s[c] + t[c]) with s = scale / sqrt(var + eps), t = B - mean * s,
+// act the activation fused by graph/passes/fuse_activation.py (or none), for
 // P parameter sets each applied to R consecutive elements (P = C, R = spatial;
 // or, for spatial = 0 in old opsets, P = C * spatial, R = 1).
 class BatchNormKernel : public Kernel {
@@ -46,6 +47,7 @@ class BatchNormKernel : public Kernel {
     const TensorDesc& x = spec.input(0);
     dtype_ = x.dtype;
     eps_ = spec.attrs.get_float("epsilon", 1e-5);
+    act_ = fused_activation(spec);
     N_ = x.shape[0];
     const int64_t c = x.shape[1];
     const int64_t spatial = c ? x.numel() / std::max<int64_t>(N_ * c, 1) : 0;
@@ -86,6 +88,49 @@ class BatchNormKernel : public Kernel {
     }
   }
 
+  // y = x * s + t; a fused Relu is applied in the same loop (the common
+  // case: no second pass at all), any other activation by activate_block.
+  template <class T>
+  void affine(const T* x, T* y, int64_t n, T s, T t) const {
+    if (act_.kind == Activation::Relu) {
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = x[j] * s + t;
+        y[j] = v < T(0) ? T(0) : v;  // NaN stays NaN, as the Relu op
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) y[j] = x[j] * s + t;
+    }
+  }
+
+  // The fused activation (other than Relu) in place on a block just written
+  // (still in L1); float: the table's vectorized activation.
+  template <class T>
+  void activate_block(T* y, int64_t n) const {
+    if (act_.kind == Activation::None || act_.kind == Activation::Relu) return;
+    if constexpr (std::is_same_v<T, float>) {
+      table_.activation(y, y, n, act_);
+    } else {
+      for (int64_t j = 0; j < n; ++j) y[j] = activate(y[j]);
+    }
+  }
+
+  // float64 activations (the table's are float32 only); the same formulas as
+  // kernels/ref/vmath_ref.cpp.
+  double activate(double v) const {
+    const double a = act_.alpha, b = act_.beta;
+    switch (act_.kind) {
+      case Activation::Relu: return v < 0 ? 0.0 : v;
+      case Activation::LeakyRelu: return v >= 0 ? v : v * a;
+      case Activation::Clip: return std::min(std::max(v, a), b);
+      case Activation::Sigmoid: return 1.0 / (1.0 + std::exp(-v));
+      case Activation::Tanh: return std::tanh(v);
+      case Activation::HardSigmoid: return std::max(0.0, std::min(1.0, a * v + b));
+      case Activation::Elu: return v >= 0 ? v : a * (std::exp(v) - 1.0);
+      case Activation::Gelu: return 0.5 * v * (1.0 + std::erf(v * 0.70710678118654752440));
+      default: return v;
+    }
+  }
+
   template <class T>
   void run_typed(const KernelIO& io) {
     const T* X = in_ptr<T>(io, 0);
@@ -98,16 +143,50 @@ class BatchNormKernel : public Kernel {
       st = s;
     }
     const int64_t items = N_ * P_, R = R_, P = P_;
-    io.pool->parallel_for(items, std::max<int64_t>(1, 16384 / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const T s = st[i % P], t = st[P + i % P];
-        const T* x = X + i * R;
-        T* y = Y + i * R;
-        for (int64_t j = 0; j < R; ++j) y[j] = x[j] * s + t;
+    if (items == 0 || R == 0) return;
+    constexpr int64_t kBlock = 2048;  // elements per affine + activation step (8 KiB of float)
+    if (R == 1) {  // per-element parameters (spatial = 0 in old opsets) or no spatial dims
+      io.pool->parallel_for(items, 16384, [&](int64_t b, int64_t e) {
+        for (int64_t j0 = b; j0 < e; j0 += kBlock) {
+          const int64_t j1 = std::min(e, j0 + kBlock);
+          for (int64_t j = j0; j < j1; ++j) affine<T>(X + j, Y + j, 1, st[j % P], st[P + j % P]);
+          activate_block<T>(Y + j0, j1 - j0);
+        }
+      });
+      return;
+    }
+    io.pool->parallel_for(items, std::max<int64_t>(1, 16384 / R), [&](int64_t b, int64_t e) {
+      if (R >= kBlock) {  // long rows: the activation follows each block of a row
+        for (int64_t i = b; i < e; ++i) {
+          const T s = st[i % P], t = st[P + i % P];
+          const T* x = X + i * R;
+          T* y = Y + i * R;
+          for (int64_t j0 = 0; j0 < R; j0 += kBlock) {
+            const int64_t n = std::min(kBlock, R - j0);
+            affine<T>(x + j0, y + j0, n, s, t);
+            activate_block<T>(y + j0, n);
+          }
+        }
+        return;
+      }
+      // short rows (late layers: 7x7, 14x14): one activation call for the
+      // several consecutive rows of a block, not one call per short row
+      const int64_t rows = kBlock / R;
+      for (int64_t i0 = b; i0 < e; i0 += rows) {
+        const int64_t i1 = std::min(e, i0 + rows);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T s = st[i % P], t = st[P + i % P];
+          const T* x = X + i * R;
+          T* y = Y + i * R;
+          affine<T>(x, y, R, s, t);
+        }
+        activate_block<T>(Y + i0 * R, (i1 - i0) * R);
       }
     });
   }
 
+  const KernelTable& table_ = kernels();
+  Activation act_;
   DType dtype_;
   double eps_ = 1e-5;
   int64_t N_ = 0, P_ = 0, R_ = 0;

@@ -64,8 +64,13 @@ class BatchNormalization(OpDef):
         return same_as_input(node, ins)
 
     def kernel_attrs(self, node, ins):
-        return {"epsilon": float(node.attrs.get("epsilon", 1e-5)),
-                "per_element": int(self._per_element(node, ins))}
+        attrs = {"epsilon": float(node.attrs.get("epsilon", 1e-5)),
+                 "per_element": int(self._per_element(node, ins))}
+        # An activation fused by graph/passes/fuse_activation.py (BN + Relu in one pass).
+        for k in ("activation", "activation_alpha", "activation_beta"):
+            if k in node.attrs:
+                attrs[k] = node.attrs[k]
+        return attrs
 
 
 @register

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from . import constant_folding, dead_nodes, eliminate_identity, fold_batchnorm, fuse_activation, fuse_bias
 from . import fuse_attention, fuse_gelu, fuse_layernorm, fuse_residual
+from . import fold_affine
 
 BASIC = [constant_folding, eliminate_identity, dead_nodes]
-EXTENDED = [fold_batchnorm, fuse_layernorm, fuse_gelu, fuse_attention, fuse_bias, fuse_residual, fuse_activation, dead_nodes]
+EXTENDED = [fold_batchnorm, fold_affine, fuse_layernorm, fuse_gelu, fuse_attention, fuse_bias, fuse_residual, fuse_activation, dead_nodes]
 
 
 def passes_for_level(level: int) -> list:

@@ -1,5 +1,6 @@
-"""Fuses an activation that follows Conv, Gemm, MatMul (or ConvTranspose)
-into that node's epilogue: attributes `activation`, `activation_alpha`,
+"""Fuses an activation that follows Conv, Gemm, MatMul, ConvTranspose (or
+an inference BatchNormalization: BN + Relu in one pass over memory) into
+that node's epilogue: attributes `activation`, `activation_alpha`,
 `activation_beta`, read by the native kernels. Exact Gelu (a transformer
 feed-forward's) is fused into Gemm and MatMul only."""
 from __future__ import annotations
@@ -8,7 +9,7 @@ import numpy as np
 
 from ._match import single_consumer
 
-PRODUCERS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+PRODUCERS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "BatchNormalization"}
 # Fused only where the epilogue is the GEMM's (the transformer feed-forward).
 GEMM_ONLY = {"Gelu"}
 FLOAT_MAX = float(np.finfo(np.float32).max)
