@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from ..errors import InvalidModelError
+from . import wire
 from ..runtime.limits import check_tensor, memory_limit
 
 ModelSource = Union[str, bytes, os.PathLike, onnx.ModelProto]
@@ -29,7 +30,8 @@ def load_model(source: ModelSource, arrays: Optional[dict] = None) -> onnx.Model
         model.CopyFrom(source)
         base_dir = None
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        model = _parse(bytes(source), "the given bytes")
+        skeleton = wire.split_bytes(source, _SKELETON_MAX_BYTES, _DIRECT_NP, arrays) if arrays is not None else None
+        model = _parse(skeleton if skeleton is not None else bytes(source), "the given bytes")
         base_dir = None
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -37,8 +39,16 @@ def load_model(source: ModelSource, arrays: Optional[dict] = None) -> onnx.Model
             raise FileNotFoundError(f"model file not found: {path}")
         if os.path.isdir(path):
             raise InvalidModelError(f"{path} is a directory, not an ONNX model file")
-        with open(path, "rb") as f:
-            model = _parse(f.read(), path)
+        # Large weights go straight from the file into their arrays (see
+        # onnx_import/wire.py); a file the splitter declines is parsed whole.
+        skeleton = None
+        if arrays is not None and os.path.isfile(path):
+            skeleton = wire.split_file(path, _SKELETON_MAX_BYTES, _DIRECT_NP, arrays)
+        if skeleton is None:
+            with open(path, "rb") as f:
+                skeleton = f.read()
+        model = _parse(skeleton, path)
+        del skeleton
         base_dir = os.path.dirname(os.path.abspath(path))
     else:
         raise TypeError(f"expected a path, bytes or onnx.ModelProto, got {type(source).__name__}")
@@ -354,6 +364,10 @@ _DIRECT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np
                  onnx.TensorProto.INT64: np.int64, onnx.TensorProto.UINT8: np.uint8,
                  onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT32: np.uint32,
                  onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+
+
+# The same types by ONNX element type, as NumPy dtypes (onnx_import/wire.py).
+_DIRECT_NP = {k: np.dtype(v) for k, v in _DIRECT_TYPES.items()} if sys.byteorder == "little" else {}
 
 
 def _direct_dtype(tensor):
