@@ -4,6 +4,7 @@ every command, error cases and --help."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
+
+import pyengine
 
 from oracle import make_model
 from subproc import PACKAGE_PARENT, child_env
@@ -171,6 +174,20 @@ def test_run_random_with_dims(models, tmp_path):
     assert np.load(out_file)["y"].shape == (5, 4)
 
 
+def test_run_profile(models, tmp_path):
+    """--profile: per-op and slowest-node tables of the extra runs; the trace is kept on request."""
+    trace = tmp_path / "t.json"
+    proc = cli("run", models["mlp"], "--random", "--profile", "4", "--profile-file", trace, check_rc=0)
+    assert "profile of 4 runs:" in proc.stdout and "ms per run" in proc.stdout
+    assert "slowest nodes" in proc.stdout and f"trace saved to {trace}" in proc.stdout
+    events = json.loads(trace.read_text())
+    session_ops = {n.op_type for n in pyengine.InferenceSession(str(models["mlp"]))._graph.nodes}
+    assert {e["args"]["op_name"] for e in events if e["cat"] == "Node"} == session_ops
+    assert len([e for e in events if e["name"] == "model_run"]) == 5  # the first run and 4 profiled
+    for op in session_ops:
+        assert op in proc.stdout
+
+
 def test_run_npz_inputs_on_delegated_cuda(models, tmp_path):
     """An .npz of named inputs, and --device cuda through the test hook (onnxruntime CPU stands in)."""
     inputs = tmp_path / "in.npz"
@@ -192,6 +209,9 @@ def test_run_user_errors(models):
         "not_npy": ([m, "-i", f"x={m}"], "cannot read"),
         "unsupported": ([models["unsupported"], "--random"], "does not support: Shrink"),
         "bad_dim": ([m, "--random", "--dim", "N=two"], "must be an integer"),
+        "profile_cuda": ([m, "--random", "--profile", "2", "--device", "cuda"], "use it without --device cuda"),
+        "profile_file_alone": ([m, "--random", "--profile-file", "t.json"], "--profile-file needs --profile"),
+        "profile_negative": ([m, "--random", "--profile", "-1"], "--profile must be a number of runs"),
     }
     procs = cli_many([["run", *args] for args, _ in cases.values()])
     for (case, (_, fragment)), proc in zip(cases.items(), procs):

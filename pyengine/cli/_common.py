@@ -306,10 +306,16 @@ def providers_for(device: str) -> list:
     return ["CPUExecutionProvider"]
 
 
-def pyengine_session(model_or_path, threads: int = 0, device: str = "cpu", level=None):
+def pyengine_session(model_or_path, threads: int = 0, device: str = "cpu", level=None, profile: bool = False):
+    import os
+    import tempfile
+
     import pyengine
     so = pyengine.SessionOptions()
     so.intra_op_num_threads = int(threads or 0)
+    if profile:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"pyengine_profile_{os.getpid()}")
     if level is not None:
         so.graph_optimization_level = level
     return pyengine.InferenceSession(model_or_path, so, providers=providers_for(device),

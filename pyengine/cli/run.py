@@ -18,7 +18,8 @@ def register(sub):
                     "are random (--random) with the declared shapes, symbolic dims set by --dim\n"
                     "(default 1).",
                     "  pyengine run model.onnx --input x=x.npy --output out.npz\n"
-                    "  pyengine run model.onnx --random --dim batch=8")
+                    "  pyengine run model.onnx --random --dim batch=8\n"
+                    "  pyengine run model.onnx --random --profile 50 --profile-file trace.json")
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy",
                    help="input array from a .npy file (repeatable); a .npz gives several by name")
@@ -31,6 +32,10 @@ def register(sub):
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: physical cores)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda delegates to onnxruntime-gpu (pip install 'pyengine[gpu]')")
+    p.add_argument("--profile", type=int, metavar="RUNS", default=0,
+                   help="then time RUNS more runs node by node and print where the time goes")
+    p.add_argument("--profile-file", metavar="FILE.json",
+                   help="with --profile: keep the trace (Chrome trace format, as onnxruntime writes)")
     p.set_defaults(func=run)
 
 
@@ -47,9 +52,15 @@ def make_feeds(model, args) -> dict:
 
 def run(args) -> int:
     style = Style()
+    if args.profile < 0:
+        raise CLIError("--profile must be a number of runs (>= 1)")
+    if args.profile and args.device != "cpu":
+        raise CLIError("--profile times pyengine's own CPU kernels: use it without --device cuda")
+    if args.profile_file and not args.profile:
+        raise CLIError("--profile-file needs --profile RUNS")
     model = load_onnx(args.model)
     feeds = make_feeds(model, args)
-    sess = pyengine_session(model, args.threads, args.device)
+    sess = pyengine_session(model, args.threads, args.device, profile=bool(args.profile))
     start = time.perf_counter()
     outs = sess.run(None, feeds)
     elapsed = time.perf_counter() - start
@@ -61,4 +72,38 @@ def run(args) -> int:
     if args.output:
         np.savez(args.output, **dict(zip(names, outs)))
         print(f"saved {len(outs)} output(s) to {args.output}")
+    if args.profile:
+        print_profile(sess, feeds, args.profile, args.profile_file, style)
     return 0
+
+
+def print_profile(sess, feeds: dict, runs: int, keep: str | None, style) -> None:
+    """Times `runs` more runs node by node; prints the time per operator type
+    and the slowest nodes (with the implementation each one chose)."""
+    import os
+    import shutil
+
+    from ..runtime import profiling
+    for _ in range(runs):
+        sess.run(None, feeds)
+    path = sess.end_profiling()
+    events = sorted(profiling.load(path), key=lambda e: e["ts"])
+    # the first run (cold caches, first-touch of the arena) is not counted
+    starts = [e["ts"] for e in events if e["name"] == "model_run"]
+    events = [e for e in events if len(starts) < 2 or e["ts"] >= starts[1]]
+    if keep:
+        shutil.move(path, keep)
+    else:
+        os.remove(path)
+    s = profiling.summarize(events)
+    per_run = s["run_us"] / max(s["runs"], 1)
+    print(f"\nprofile of {s['runs']} runs: {per_run / 1e3:.3f} ms per run")
+    rows = [[op, calls // s["runs"], f"{us / s['runs'] / 1e3:.3f}", f"{100 * us / max(s['run_us'], 1e-9):.1f}"]
+            for op, us, calls in s["ops"]]
+    print(table(["op", "nodes", "ms per run", "% of run"], rows, style))
+    paths = {e["name"].removesuffix("_kernel_time"): e["args"].get("path", "") for e in events if e["cat"] == "Node"}
+    rows = [[name, op, paths.get(name, ""), f"{us / s['runs'] / 1e3:.3f}"] for name, op, us, _ in s["nodes"][:10]]
+    print()
+    print(table(["slowest nodes", "op", "path", "ms per run"], rows, style))
+    if keep:
+        print(f"trace saved to {keep}")
