@@ -15,6 +15,7 @@ PYENGINE_MAX_MEMORY_BYTES, else 75% of the memory available to the process
 """
 from __future__ import annotations
 
+import functools
 import os
 import resource
 
@@ -25,7 +26,11 @@ ENV_VAR = "PYENGINE_MAX_MEMORY_BYTES"
 DEFAULT_FRACTION = 0.75
 
 
+@functools.lru_cache(maxsize=1)
 def _available_memory() -> int:
+    """Physical memory, the cgroup's limit and RLIMIT_AS, whichever is least.
+    Read once per process (the cgroup files cost milliseconds to read here,
+    on every session's creation)."""
     sizes = []
     try:
         sizes.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
