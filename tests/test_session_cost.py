@@ -244,3 +244,40 @@ def test_changed_file_is_refused_for_new_shapes(rng, tmp_path, change):
     with pytest.raises(pyengine.InvalidModelError, match="create a new session"):
         sess.run(None, {"x": np.concatenate([x, x])})
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], expected)
+
+
+@pytest.mark.parametrize("kind", ["gemm", "conv_wino_cl", "conv_direct"])
+def test_packed_weights_released_per_kernel(rng, tmp_path, kind):
+    """Gemm's packed B and the small-conv paths' copied filters: the raw
+    weights go once the plan is built, and a new batch size still matches
+    onnxruntime (the weights are read again from the file)."""
+    import weakref
+
+    from oracle import assert_matches_ort
+    if kind == "gemm":
+        w = rng.standard_normal((48, 96)).astype(np.float32)
+        node = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)
+        shape = ["batch", 96]
+    else:
+        c = 16 if kind == "conv_wino_cl" else 3  # three input channels: the direct path
+        w = (rng.standard_normal((24, c, 3, 3)) * 0.2).astype(np.float32)
+        node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+        shape = ["batch", c, 8, 8]
+    x = rng.standard_normal([2] + shape[1:]).astype(np.float32)
+    model = make_model([node], {"x": x}, ["y"], {"w": w}, input_shapes={"x": shape})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    sess = pyengine.InferenceSession(str(path))
+    alive = weakref.ref(sess._graph.constants["w"])
+    sess.run(None, {"x": x})
+    gc.collect()
+    assert alive() is None
+    if kind != "gemm":
+        (plan,) = sess._plans.values()
+        assert [p for _, op, p in plan.plan.node_paths() if op == "Conv"] == \
+            ["winograd_cl" if kind == "conv_wino_cl" else "direct"]
+    for batch in (3, 1):
+        xb = rng.standard_normal([batch] + shape[1:]).astype(np.float32)
+        ref = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": xb})[0]
+        np.testing.assert_allclose(sess.run(None, {"x": xb})[0], ref, rtol=1e-5, atol=1e-5)
+        assert_matches_ort(model, {"x": xb}, rtol=1e-4, atol=1e-4)
