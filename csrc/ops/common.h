@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -54,5 +55,15 @@ inline void require_dtype(const TensorDesc& d, DType want, const char* what) {
 
 template <class K>
 std::unique_ptr<Kernel> make_kernel(const NodeSpec& spec) { return std::make_unique<K>(spec); }
+
+// The bias (input 2) copied to the start of the kernel's scratch memory and
+// zero-padded to `padded` floats (all zeros without a bias), for SIMD
+// kernels that read it in whole vectors. Returns that copy.
+inline float* padded_bias(const KernelIO& io, bool has_bias, int64_t count, int64_t padded) {
+  float* b = static_cast<float*>(io.scratch);
+  std::fill(b, b + padded, 0.f);
+  if (has_bias) std::memcpy(b, in_ptr<float>(io, 2), static_cast<size_t>(count) * sizeof(float));
+  return b;
+}
 
 }  // namespace pyengine

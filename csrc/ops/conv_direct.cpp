@@ -111,10 +111,8 @@ class DirectConvKernel : public Kernel {
     const float* X = in_ptr<float>(io, 0);
     float* Y = out_ptr<float>(io, 0);
     if (N_ == 0) return;
-    float* B = static_cast<float*>(io.scratch);
-    float* scratch = B + w_ld_;
-    std::fill(B, B + w_ld_, 0.f);
-    if (has_bias_) std::memcpy(B, in_ptr<float>(io, 2), static_cast<size_t>(M_) * sizeof(float));
+    const float* B = padded_bias(io, has_bias_, M_, w_ld_);
+    float* scratch = static_cast<float*>(io.scratch) + w_ld_;
     if (split_) {
       const int64_t items = (M_ + kSplitChannels - 1) / kSplitChannels;
       for (int64_t n = 0; n < N_; ++n) {

@@ -90,10 +90,8 @@ class WinoSmallConvKernel : public Kernel {
     const float* X = in_ptr<float>(io, 0);
     float* Y = out_ptr<float>(io, 0);
     if (N_ == 0) return;
-    float* B = static_cast<float*>(io.scratch);
-    float* scratch = B + Mp_;
-    std::fill(B, B + Mp_, 0.f);
-    if (has_bias_) std::memcpy(B, in_ptr<float>(io, 2), static_cast<size_t>(M_) * sizeof(float));
+    const float* B = padded_bias(io, has_bias_, M_, Mp_);
+    float* scratch = static_cast<float*>(io.scratch) + Mp_;
     const int64_t grain = std::max<int64_t>(1, kInlineMacs / std::max<int64_t>(1, macs_));
     io.pool->parallel_for(N_, grain, [&](int64_t n0, int64_t n1) {
       float* buf = scratch + ThreadPool::thread_index() * slot_;
