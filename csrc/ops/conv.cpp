@@ -26,12 +26,14 @@
 // The weights [M, C/g, k...] are already the row-major A operand of each
 // group's GEMM, so constant and computed weights take the same path.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "kernels/conv_dw.h"
 #include "ops/common.h"
 #include "ops/conv_direct.h"  // small-cnn
+#include "ops/conv_transposed_gemm.h"  // smallconv
 #include "ops/conv_window.h"
 
 namespace pyengine {
@@ -64,6 +66,20 @@ constexpr int64_t kWino43MinTiles = 32;  // F(4x4, 3x3) from this many 4x4 tiles
 // 2.9 vs 3.6 ms, 256x56x56 9.9 vs 13.6, 512x28x28 12.0 vs 12.7).
 constexpr int64_t kWino43MaxCM = 128 * 128;
 constexpr int64_t kWino43BigPlane = 28;
+// smallconv: output planes up to this many pixels take the transposed product
+// (ConvTransposedGemm) when the weights are constant, there is one group and
+// Winograd does not apply. ResNet-50 in the model, 1 thread, AVX-512 (per-node
+// minimum of 10 runs, us, old -> transposed, onnxruntime): 7x7 outputs
+// 512->2048 1x1 1050 -> 640 (650), 2048->512 1x1 1010 -> 680 (665), 512 3x3
+// 2450 -> 1960 (1620), 1024x14x14->2048 1x1/2 2150 -> 1380 (1540); 14x14
+// outputs 256->1024 1x1 600 -> 550 (530), 1024->256 1x1 620 -> 540 (505),
+// 512x28x28->1024 1x1/2 1350 -> 1160 (1145), 256x28x28 3x3/2 1880 -> 1750
+// (1240); 28x28 outputs lost (128->512 1x1 505 -> 680, 128x56x56 3x3/2 1570
+// -> 2540), and so did Winograd's 256x14x14 3x3 (1180 -> 1530). The other
+// tables run it through their plain packed-B SGEMM, which won only on 7x7
+// (AVX2: 512->2048 1x1 -2%, 2048->512 -13%, 512 3x3 -12%; 14x14 +4..21%).
+constexpr int64_t kTGemmMaxPlane = 196;
+constexpr int64_t kTGemmMaxPlaneGeneric = 49;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -240,11 +256,13 @@ class ConvKernel : public Kernel {
     col_stride_ = round_up(Kg_ * tile_, 16);
     if (!pointwise_ && !depthwise_ && im2col_split_w2(win_))  // im2col_w2's phase rows: a whole plane at most
       work_stride_ = round_up(win_.in[1] * 2 * im2col_half(win_), 16);
-    setup_winograd(spec);
     direct1x1_ = pointwise_ && table_.conv1x1_direct && Kg_ <= kDirect1x1MaxK && Mg_ <= kDirect1x1MaxM;
+    setup_winograd(spec);
+    tgemm_ = !wino_ && want_transposed_gemm(spec);  // smallconv
+    if (tgemm_) tg_.init(table_, static_cast<const float*>(wt.const_data), N_, M_, Kg_, P_, pointwise_);
     // Constant weights: each group's Mg x Kg matrix (the GEMM's A) packed once
     // here rather than on every call (measured ~10% of MobileNetV2).
-    if (wt.const_data && !wino_ && !depthwise_ && !direct1x1_ && Kg_ > 0 && Mg_ > 0) {
+    if (wt.const_data && !wino_ && !tgemm_ && !depthwise_ && !direct1x1_ && Kg_ > 0 && Mg_ > 0) {
       const float* w = static_cast<const float*>(wt.const_data);
       packed_w_.resize(static_cast<size_t>(G_));
       for (int64_t g = 0; g < G_; ++g) table_.pack_a(w + g * Mg_ * Kg_, Kg_, false, Mg_, Kg_, &packed_w_[g]);
@@ -255,6 +273,7 @@ class ConvKernel : public Kernel {
   }
 
   size_t scratch_bytes() const override {
+    if (tgemm_) return static_cast<size_t>(tg_.scratch_floats() + work_stride_ * threads_) * sizeof(float);
     if (wino_) return static_cast<size_t>(wino_stride_ * (wino_blocks_ >= kMinParallelTiles ? threads_ : 1)) * sizeof(float);
     if (depthwise_) return static_cast<size_t>(dw_stride_ * threads_) * sizeof(float);
     if (pointwise_) return 0;
@@ -270,6 +289,7 @@ class ConvKernel : public Kernel {
     if (N_ == 0 || M_ == 0 || P_ == 0) return;
     const float* Z = has_sum_ ? in_ptr<float>(io, 3) : nullptr;
     if (wino_) return run_winograd(io, X, B, Z, Y);  // adds Z itself
+    if (tgemm_) return run_transposed_gemm(io, X, B, Z, Y);  // smallconv; adds Z itself
     run_paths(io, X, W, B, Y);
     if (has_sum_)  // Y = act(Y + Z), plane by plane
       io.pool->parallel_for(N_ * M_, std::max<int64_t>(1, 16384 / P_), [&](int64_t i0, int64_t i1) {
@@ -344,6 +364,29 @@ class ConvKernel : public Kernel {
         gemm(a, g, nullptr);
       }
     });
+  }
+
+  // smallconv: small output planes as C^T = cols^T @ W^T (ops/conv_transposed_gemm.h).
+  bool want_transposed_gemm(const NodeSpec& spec) const {
+    if (!spec.input(1).const_data || G_ != 1 || depthwise_ || direct1x1_ || Kg_ == 0 || M_ == 0 || P_ == 0 ||
+        N_ == 0 || !table_.pack_b)
+      return false;
+    if (const char* f = std::getenv("PYENGINE_CONV_TGEMM"))  // benchmarking override: max plane
+      return P_ <= std::atoll(f);
+    return P_ <= (table_.isa == Isa::Avx512 ? kTGemmMaxPlane : kTGemmMaxPlaneGeneric);
+  }
+
+  void run_transposed_gemm(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
+    float* scratch = static_cast<float*>(io.scratch);
+    float* work = work_stride_ ? scratch + tg_.scratch_floats() : nullptr;
+    auto cols = [&](int64_t n, float* col, int64_t ld) {
+      const float* xn = X + n * C_ * win_.in_size();
+      io.pool->parallel_for(Cg_, 1, [&](int64_t c0, int64_t c1) {
+        im2col(xn, win_, c0, c1, 0, P_, col + c0 * ks_ * ld, ld,
+               work ? work + ThreadPool::thread_index() * work_stride_ : nullptr);
+      });
+    };
+    tg_.run(table_, io.pool, X, B, Z, has_sum_ ? sum_act_ : act_, Y, scratch, cols);
   }
 
   // Group g's product, from its pre-packed weights when they are constant.
@@ -586,6 +629,8 @@ class ConvKernel : public Kernel {
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   bool direct1x1_ = false;  // pointwise through table_.conv1x1_direct
+  bool tgemm_ = false;  // smallconv: transposed product (run_transposed_gemm)
+  ConvTransposedGemm tg_;
   Activation act_;
   bool has_sum_ = false;  // residual input 3: Y = sum_act_(conv + bias + Z)
   Activation sum_act_;
