@@ -126,11 +126,11 @@ void ConvTransposedGemm::run_fast(ThreadPool* pool, const GemmArgs& g) const {
   a.c = g.C;
   a.ldc = g.ldc;
   // Tasks: (row chunk, 32-column panel), panels consecutive within a chunk
-  // so a thread's run prefetches its next panel. A chunk's packed rows
-  // (rows x K) stay within ~1 MB of the L2; every chunk streams all of B, so
-  // chunks are as few and as equal as that allows (multiples of 12 rows).
-  // Any split gives the same bits (see conv_tgemm.h).
-  const int64_t max_rows = std::max<int64_t>(48, 256 * 1024 / std::max<int64_t>(g.K, 1));
+  // so a thread's run prefetches its next panel. Every chunk streams all of
+  // B, so chunks are as few as a ~4 MB packed copy of their rows (rows x K,
+  // per thread) allows, and equal (multiples of 12 rows). Any split gives
+  // the same bits (see conv_tgemm.h).
+  const int64_t max_rows = std::max<int64_t>(48, 1024 * 1024 / std::max<int64_t>(g.K, 1));
   const int64_t nchunk = (g.M + max_rows - 1) / max_rows;
   const int64_t kRowChunk = round_up((g.M + nchunk - 1) / nchunk, 12);
   const int64_t npanels = (g.N + 31) / 32, chunks = (g.M + kRowChunk - 1) / kRowChunk;

@@ -91,7 +91,7 @@ void conv_tgemm_avx512(const ConvTGemmArgs& g, int64_t r0, int64_t r1, int64_t p
   TileEpilogue e;
   e.act = g.act;
   if (!gemm_avx512::act_in_register(g.act)) e.act_fn = kernels_for(Isa::Avx512).activation;
-  const int64_t npanels = (g.N + kNR - 1) / kNR, pstride = g.K * kNR;
+  const int64_t pstride = g.K * kNR;
   const int64_t tiles = (r1 - r0 + kMR - 1) / kMR;
   // A rows [r0, r1) packed once for all the panels: tile i at i * K * 12,
   // k-major (12 floats per k), rows past r1 zero.
@@ -104,32 +104,38 @@ void conv_tgemm_avx512(const ConvTGemmArgs& g, int64_t r0, int64_t r1, int64_t p
     for (int64_t k = 0; k < g.K; ++k, src += g.lda)
       _mm512_mask_storeu_ps(dst + k * kMR, 0x0FFF, _mm512_maskz_loadu_ps(m, src));
   }
-  // K in near-equal blocks of at most 256 (as the SGEMM: the B block of a
-  // panel, 32 KiB, stays in L1 across the tiles; C tiles are summed per block).
+  // K in near-equal blocks of at most 256 (as the SGEMM), the K block outer:
+  // its packed A rows (tiles x 12 x 256 floats) stay in L1/L2 while the
+  // panels' blocks of B (256 x 32, 32 KiB) stream past, each read once; the
+  // C tiles (rows x N, in L2) are summed block by block. With panels outer,
+  // a 3x3 layer's whole A (49 x 4608: 1.1 MB) plus two 590 KB panels
+  // overflowed the 2 MB L2.
   const KBlocksOf<256> kb(g.K);
-  // The next panel's lines, split over this panel's (block, tile) steps:
-  // step s fetches lines [s * per, (s + 1) * per), one every `every` k.
-  const int64_t lines = pstride / 16, steps = tiles * kb.count;
-  const int64_t per = (lines + steps - 1) / steps;
+  // The next B block's lines (the next panel's, or the first panel's in the
+  // next K block), split over the tiles: tile i fetches lines
+  // [i * per, (i + 1) * per), one every `every` k.
+  const int64_t per = (kb.size * kNR / 16 + tiles - 1) / tiles;
   const int64_t every = std::max<int64_t>(1, kb.size / std::max<int64_t>(per, 1));
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t col = p * kNR;
-    const int nr = static_cast<int>(std::min<int64_t>(kNR, g.N - col));
-    const float* b = g.b + p * pstride;
-    const float* next = p + 1 < npanels ? b + pstride : nullptr;
-    e.bias_col = g.bias ? g.bias + col : nullptr;
-    for (int64_t q = 0; q < kb.count; ++q) {
-      const int64_t k0 = kb.begin(q), kc = kb.len(q, g.K);
-      e.first = q == 0;
-      e.last = q == kb.count - 1;
+  for (int64_t q = 0; q < kb.count; ++q) {
+    const int64_t k0 = kb.begin(q), kc = kb.len(q, g.K);
+    e.first = q == 0;
+    e.last = q == kb.count - 1;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t col = p * kNR;
+      const int nr = static_cast<int>(std::min<int64_t>(kNR, g.N - col));
+      const float* b = g.b + p * pstride + k0 * kNR;
+      const float* next = p + 1 < p1 ? b + pstride
+                          : q + 1 < kb.count ? g.b + p0 * pstride + kb.begin(q + 1) * kNR
+                                             : nullptr;
+      e.bias_col = g.bias ? g.bias + col : nullptr;
       for (int64_t i = 0; i < tiles; ++i) {
         const int64_t r = r0 + i * kMR;
         const int mr = static_cast<int>(std::min<int64_t>(kMR, r1 - r));
-        const float* pf = next ? next + (q * tiles + i) * per * 16 : nullptr;
+        const float* pf = next ? next + i * per * 16 : nullptr;
         const float* a = ap + i * g.K * kMR + k0 * kMR;
         float* c = g.c + r * g.ldc + col;
-        if (nr <= 16) tile_rows<1>(mr, kc, a, b + k0 * kNR, pf, every, c, g.ldc, nr, e);
-        else tile_rows<2>(mr, kc, a, b + k0 * kNR, pf, every, c, g.ldc, nr, e);
+        if (nr <= 16) tile_rows<1>(mr, kc, a, b, pf, every, c, g.ldc, nr, e);
+        else tile_rows<2>(mr, kc, a, b, pf, every, c, g.ldc, nr, e);
       }
     }
   }
