@@ -74,15 +74,16 @@ constexpr int64_t kWino43BigPlane = 28;
 // smallconv: output planes up to this many pixels take the transposed product
 // (ConvTransposedGemm) when the weights are constant, there is one group and
 // Winograd does not apply. ResNet-50 in the model, 1 thread, AVX-512 (per-node
-// minimum of 10 runs, us, old -> transposed, onnxruntime): 7x7 outputs
-// 512->2048 1x1 1050 -> 640 (650), 2048->512 1x1 1010 -> 680 (665), 512 3x3
-// 2450 -> 1960 (1620), 1024x14x14->2048 1x1/2 2150 -> 1380 (1540); 14x14
-// outputs 256->1024 1x1 600 -> 550 (530), 1024->256 1x1 620 -> 540 (505),
-// 512x28x28->1024 1x1/2 1350 -> 1160 (1145), 256x28x28 3x3/2 1880 -> 1750
-// (1240); 28x28 outputs lost (128->512 1x1 505 -> 680, 128x56x56 3x3/2 1570
-// -> 2540), and so did Winograd's 256x14x14 3x3 (1180 -> 1530). The other
-// tables run it through their plain packed-B SGEMM, which won only on 7x7
-// (AVX2: 512->2048 1x1 -2%, 2048->512 -13%, 512 3x3 -12%; 14x14 +4..21%).
+// minimum of 12 runs, us, old -> transposed, onnxruntime): 7x7 outputs
+// 512->2048 1x1 1010 -> 625 (720), 2048->512 1x1 975 -> 610 (665), 512 3x3
+// 2440 -> 1560 (1630), 1024x14x14->2048 1x1/2 2100 -> 1320 (1530),
+// 512x14x14 3x3/2 2400 -> 1590 (1625); 14x14 outputs 256->1024 1x1 595 ->
+// 545 (530), 1024->256 1x1 600 -> 530 (505), 512x28x28->1024 1x1/2 1310 ->
+// 1175 (1135), 256x28x28 3x3/2 1850 -> 1720 (1226). 28x28 outputs (784
+// pixels) lost: 128->512 1x1 505 -> 680, 128x56x56 3x3/2 1570 -> 2540 (C^T
+// and its transpose outgrow the L2). The other tables run it through their
+// plain packed-B SGEMM, which won only on 7x7 (AVX2, one node: 512->2048 1x1
+// -2%, 2048->512 -13%, 512 3x3 -12%; 14x14 +4..21%).
 // Winograd stays first where it applies: one-node 3x3 layers, thread CPU
 // time, Winograd vs transposed: 512x7x7 at batch 2 / 8 1.94 vs 2.78 ms /
 // 7.1 vs 11.1 ms, 256x14x14 batch 1 0.83 vs 1.44 ms.
