@@ -15,6 +15,11 @@
 //  - 1x1, stride 1, no padding: Y[n][g] = W_g[Mg, Cg] @ X[n][g][Cg, HW], the
 //    GEMM reads the input in place; with few channels and a SIMD table, a
 //    direct kernel without the GEMM's packing (run_direct1x1);
+//  - smallconv: small output planes (<= 14 x 14 on AVX-512, <= 7 x 7 on the
+//    other tables), constant weights, one group, not Winograd: the transposed
+//    product C^T[pixels, M] = cols^T @ W^T with W^T packed once, output
+//    channels in the vector lanes, then transposed back to NCHW with the
+//    residual sum and activation (ops/conv_transposed_gemm.h);
 //  - everything else: im2col of a tile of output columns into per-thread
 //    scratch, then Y_tile = W_g @ col. Tiles of every (image, group) are
 //    spread over the threads; when there are too few tiles (batch 1, small
@@ -26,12 +31,14 @@
 // The weights [M, C/g, k...] are already the row-major A operand of each
 // group's GEMM, so constant and computed weights take the same path.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "kernels/conv_dw.h"
 #include "ops/common.h"
 #include "ops/conv_direct.h"  // small-cnn
+#include "ops/conv_transposed_gemm.h"  // smallconv
 #include "ops/conv_wino_small.h"  // small-wino
 #include "ops/conv_window.h"
 
@@ -65,6 +72,24 @@ constexpr int64_t kWino43MinTiles = 32;  // F(4x4, 3x3) from this many 4x4 tiles
 // 2.9 vs 3.6 ms, 256x56x56 9.9 vs 13.6, 512x28x28 12.0 vs 12.7).
 constexpr int64_t kWino43MaxCM = 128 * 128;
 constexpr int64_t kWino43BigPlane = 28;
+// smallconv: output planes up to this many pixels take the transposed product
+// (ConvTransposedGemm) when the weights are constant, there is one group and
+// Winograd does not apply. ResNet-50 in the model, 1 thread, AVX-512 (per-node
+// minimum of 12 runs, us, old -> transposed, onnxruntime): 7x7 outputs
+// 512->2048 1x1 1010 -> 625 (720), 2048->512 1x1 975 -> 610 (665), 512 3x3
+// 2440 -> 1560 (1630), 1024x14x14->2048 1x1/2 2100 -> 1320 (1530),
+// 512x14x14 3x3/2 2400 -> 1590 (1625); 14x14 outputs 256->1024 1x1 595 ->
+// 545 (530), 1024->256 1x1 600 -> 530 (505), 512x28x28->1024 1x1/2 1310 ->
+// 1175 (1135), 256x28x28 3x3/2 1850 -> 1720 (1226). 28x28 outputs (784
+// pixels) lost: 128->512 1x1 505 -> 680, 128x56x56 3x3/2 1570 -> 2540 (C^T
+// and its transpose outgrow the L2). The other tables run it through their
+// plain packed-B SGEMM, which won only on 7x7 (AVX2, one node: 512->2048 1x1
+// -2%, 2048->512 -13%, 512 3x3 -12%; 14x14 +4..21%).
+// Winograd stays first where it applies: one-node 3x3 layers, thread CPU
+// time, Winograd vs transposed: 512x7x7 at batch 2 / 8 1.94 vs 2.78 ms /
+// 7.1 vs 11.1 ms, 256x14x14 batch 1 0.83 vs 1.44 ms.
+constexpr int64_t kTGemmMaxPlane = 196;
+constexpr int64_t kTGemmMaxPlaneGeneric = 49;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -241,11 +266,13 @@ class ConvKernel : public Kernel {
     col_stride_ = round_up(Kg_ * tile_, 16);
     if (!pointwise_ && !depthwise_ && im2col_split_w2(win_))  // im2col_w2's phase rows: a whole plane at most
       work_stride_ = round_up(win_.in[1] * 2 * im2col_half(win_), 16);
-    setup_winograd(spec);
     direct1x1_ = pointwise_ && table_.conv1x1_direct && Kg_ <= kDirect1x1MaxK && Mg_ <= kDirect1x1MaxM;
+    setup_winograd(spec);
+    tgemm_ = !wino_ && want_transposed_gemm(spec);  // smallconv
+    if (tgemm_) tg_.init(table_, static_cast<const float*>(wt.const_data), N_, M_, Kg_, P_, pointwise_);
     // Constant weights: each group's Mg x Kg matrix (the GEMM's A) packed once
     // here rather than on every call (measured ~10% of MobileNetV2).
-    if (wt.const_data && !wino_ && !depthwise_ && !direct1x1_ && Kg_ > 0 && Mg_ > 0) {
+    if (wt.const_data && !wino_ && !tgemm_ && !depthwise_ && !direct1x1_ && Kg_ > 0 && Mg_ > 0) {
       const float* w = static_cast<const float*>(wt.const_data);
       packed_w_.resize(static_cast<size_t>(G_));
       for (int64_t g = 0; g < G_; ++g) table_.pack_a(w + g * Mg_ * Kg_, Kg_, false, Mg_, Kg_, &packed_w_[g]);
@@ -255,7 +282,21 @@ class ConvKernel : public Kernel {
                                                    win_.s[2], win_.d[1], win_.d[2]), 16);
   }
 
+  std::string path() const override {
+    if (wino_) return wino_e_ == 4 ? "winograd_4x4" : "winograd_2x2";
+    if (tgemm_) return "transposed_gemm";
+    if (depthwise_) return "depthwise";
+    if (direct1x1_) return "direct_1x1";
+    return pointwise_ ? "gemm_1x1" : "im2col_gemm";
+  }
+  // The paths that packed the weights (Winograd's U, the transposed
+  // product's W^T, the GEMM's A) never read them again.
+  bool reads_constant_at_run(size_t i) const override {
+    return !(i == 1 && (wino_ || tgemm_ || !packed_w_.empty()));
+  }
+
   size_t scratch_bytes() const override {
+    if (tgemm_) return static_cast<size_t>(tg_.scratch_floats() + work_stride_ * threads_) * sizeof(float);
     if (wino_) return static_cast<size_t>(wino_stride_ * (wino_blocks_ >= kMinParallelTiles ? threads_ : 1)) * sizeof(float);
     if (depthwise_) return static_cast<size_t>(dw_stride_ * threads_) * sizeof(float);
     if (pointwise_) return 0;
@@ -271,6 +312,7 @@ class ConvKernel : public Kernel {
     if (N_ == 0 || M_ == 0 || P_ == 0) return;
     const float* Z = has_sum_ ? in_ptr<float>(io, 3) : nullptr;
     if (wino_) return run_winograd(io, X, B, Z, Y);  // adds Z itself
+    if (tgemm_) return run_transposed_gemm(io, X, B, Z, Y);  // smallconv; adds Z itself
     run_paths(io, X, W, B, Y);
     if (has_sum_)  // Y = act(Y + Z), plane by plane
       io.pool->parallel_for(N_ * M_, std::max<int64_t>(1, 16384 / P_), [&](int64_t i0, int64_t i1) {
@@ -316,7 +358,7 @@ class ConvKernel : public Kernel {
           }
           a.ldb = P_;
           a.N = P_;
-          a.A = W + g * Mg_ * Kg_;
+          a.A = packed_w_.empty() ? W + g * Mg_ * Kg_ : nullptr;  // packed: W may be released
           a.C = Y + (n * M_ + g * Mg_) * P_;
           a.bias_row = B ? B + g * Mg_ : nullptr;
           gemm(a, g, io.pool);
@@ -339,12 +381,35 @@ class ConvKernel : public Kernel {
           a.ldb = p1 - p0;
         }
         a.N = p1 - p0;
-        a.A = W + g * Mg_ * Kg_;
+        a.A = packed_w_.empty() ? W + g * Mg_ * Kg_ : nullptr;  // packed: W may be released
         a.C = Y + (n * M_ + g * Mg_) * P_ + p0;
         a.bias_row = B ? B + g * Mg_ : nullptr;
         gemm(a, g, nullptr);
       }
     });
+  }
+
+  // smallconv: small output planes as C^T = cols^T @ W^T (ops/conv_transposed_gemm.h).
+  bool want_transposed_gemm(const NodeSpec& spec) const {
+    if (!spec.input(1).const_data || G_ != 1 || depthwise_ || direct1x1_ || Kg_ == 0 || M_ == 0 || P_ == 0 ||
+        N_ == 0 || !table_.pack_b)
+      return false;
+    if (const char* f = std::getenv("PYENGINE_CONV_TGEMM"))  // benchmarking override: max plane
+      return P_ <= std::atoll(f);
+    return P_ <= (table_.isa == Isa::Avx512 ? kTGemmMaxPlane : kTGemmMaxPlaneGeneric);
+  }
+
+  void run_transposed_gemm(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
+    float* scratch = static_cast<float*>(io.scratch);
+    float* work = work_stride_ ? scratch + tg_.scratch_floats() : nullptr;
+    auto cols = [&](int64_t n, float* col, int64_t ld) {
+      const float* xn = X + n * C_ * win_.in_size();
+      io.pool->parallel_for(Cg_, 1, [&](int64_t c0, int64_t c1) {
+        im2col(xn, win_, c0, c1, 0, P_, col + c0 * ks_ * ld, ld,
+               work ? work + ThreadPool::thread_index() * work_stride_ : nullptr);
+      });
+    };
+    tg_.run(table_, io.pool, X, B, Z, has_sum_ ? sum_act_ : act_, Y, scratch, cols);
   }
 
   // Group g's product, from its pre-packed weights when they are constant.
@@ -587,6 +652,8 @@ class ConvKernel : public Kernel {
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;
   bool direct1x1_ = false;  // pointwise through table_.conv1x1_direct
+  bool tgemm_ = false;  // smallconv: transposed product (run_transposed_gemm)
+  ConvTransposedGemm tg_;
   Activation act_;
   bool has_sum_ = false;  // residual input 3: Y = sum_act_(conv + bias + Z)
   Activation sum_act_;
@@ -637,6 +704,7 @@ class ConvTransposeKernel : public Kernel {
   }
 
   size_t scratch_bytes() const override { return static_cast<size_t>(Kc_ * I_) * sizeof(float); }
+  bool reads_constant_at_run(size_t i) const override { return !(i == 1 && !packed_w_.empty()); }
 
   void run(const KernelIO& io) override {
     const float* X = in_ptr<float>(io, 0);
@@ -656,7 +724,7 @@ class ConvTransposeKernel : public Kernel {
         a.M = Kc_;
         a.N = I_;
         a.K = Cg_;
-        a.A = W + g * Cg_ * Kc_;
+        a.A = packed_w_.empty() ? W + g * Cg_ * Kc_ : nullptr;  // packed: W may be released
         a.lda = Kc_;
         a.B = X + (n * C_ + g * Cg_) * I_;
         a.ldb = I_;
