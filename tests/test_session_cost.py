@@ -246,38 +246,50 @@ def test_changed_file_is_refused_for_new_shapes(rng, tmp_path, change):
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], expected)
 
 
-@pytest.mark.parametrize("kind", ["gemm", "conv_wino_cl", "conv_direct"])
+def _conv_case(rng, c, m, hw, k, path, group=1, stride=1, transpose=False):
+    w = (rng.standard_normal((c, m // group, k, k) if transpose else (m, c // group, k, k)) * 0.2).astype(np.float32)
+    node = helper.make_node("ConvTranspose" if transpose else "Conv", ["x", "w"], ["y"], pads=[k // 2] * 4,
+                            group=group, strides=[stride, stride])
+    return node, w, ["batch", c, hw, hw], path
+
+
+@pytest.mark.parametrize("kind", ["gemm", "winograd_cl", "direct", "winograd_4x4", "im2col_gemm", "gemm_1x1",
+                                  "transposed_gemm", "grouped", "convtranspose"])
 def test_packed_weights_released_per_kernel(rng, tmp_path, kind):
-    """Gemm's packed B and the small-conv paths' copied filters: the raw
-    weights go once the plan is built, and a new batch size still matches
-    onnxruntime (the weights are read again from the file)."""
+    """Every kernel that packs (or copies) its weights: the raw weights go
+    once the plan is built, and new batch sizes still match onnxruntime
+    (the weights are read again from the file)."""
     import weakref
 
     from oracle import assert_matches_ort
     if kind == "gemm":
         w = rng.standard_normal((48, 96)).astype(np.float32)
-        node = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)
-        shape = ["batch", 96]
+        node, shape, path = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1), ["batch", 96], None
     else:
-        c = 16 if kind == "conv_wino_cl" else 3  # three input channels: the direct path
-        w = (rng.standard_normal((24, c, 3, 3)) * 0.2).astype(np.float32)
-        node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
-        shape = ["batch", c, 8, 8]
+        node, w, shape, path = {
+            "winograd_cl": lambda: _conv_case(rng, 16, 24, 8, 3, "winograd_cl"),
+            "direct": lambda: _conv_case(rng, 3, 24, 8, 3, "direct"),
+            "winograd_4x4": lambda: _conv_case(rng, 32, 32, 28, 3, "winograd_4x4"),
+            "im2col_gemm": lambda: _conv_case(rng, 48, 32, 30, 5, "im2col_gemm"),
+            "gemm_1x1": lambda: _conv_case(rng, 80, 72, 20, 1, "gemm_1x1"),
+            "transposed_gemm": lambda: _conv_case(rng, 96, 128, 7, 1, "transposed_gemm"),
+            "grouped": lambda: _conv_case(rng, 8, 16, 30, 5, "im2col_gemm", group=2),
+            "convtranspose": lambda: _conv_case(rng, 8, 6, 9, 3, None, stride=2, transpose=True),
+        }[kind]()
     x = rng.standard_normal([2] + shape[1:]).astype(np.float32)
     model = make_model([node], {"x": x}, ["y"], {"w": w}, input_shapes={"x": shape})
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path))
-    sess = pyengine.InferenceSession(str(path))
+    file = tmp_path / "m.onnx"
+    onnx.save(model, str(file))
+    sess = pyengine.InferenceSession(str(file))
     alive = weakref.ref(sess._graph.constants["w"])
     sess.run(None, {"x": x})
     gc.collect()
     assert alive() is None
-    if kind != "gemm":
+    if path:
         (plan,) = sess._plans.values()
-        assert [p for _, op, p in plan.plan.node_paths() if op == "Conv"] == \
-            ["winograd_cl" if kind == "conv_wino_cl" else "direct"]
+        assert [p for _, op, p in plan.plan.node_paths() if op == "Conv"] == [path]
     for batch in (3, 1):
         xb = rng.standard_normal([batch] + shape[1:]).astype(np.float32)
+        assert_matches_ort(model, {"x": xb}, rtol=1e-4, atol=1e-4)
         ref = pyengine.InferenceSession(model.SerializeToString()).run(None, {"x": xb})[0]
         np.testing.assert_allclose(sess.run(None, {"x": xb})[0], ref, rtol=1e-5, atol=1e-5)
-        assert_matches_ort(model, {"x": xb}, rtol=1e-4, atol=1e-4)
