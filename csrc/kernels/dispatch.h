@@ -180,8 +180,9 @@ using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // plane (rows first, in order, then columns in order); positions outside
 // count as the lowest float (max) or are left out of the sum (average, then
 // divided by cnt_h[oh] * cnt_w[ow]). A row with no window row inside gets the
-// lowest float (max) or 0 (average). Kernels take sw 1 or 2 and kw <= 16;
-// cnt_w holds round_up(ow, 16) floats.
+// lowest float (max) or 0 (average). Kernels take sw 1 or 2, kw <= 16 and
+// ow <= kPool2dMaxWidth; cnt_w holds round_up(ow, 16) floats.
+constexpr int64_t kPool2dMaxWidth = 4096;
 struct Pool2dArgs {
   const float* x = nullptr;
   float* y = nullptr;

@@ -264,9 +264,10 @@ class PoolKernel : public Kernel {
       }
     }
     // The ISA's separable kernel (kernels/*/pool_*.cpp) takes strides 1 and 2
-    // along W up to 16 taps; average windows must each count some tap.
+    // along W up to 16 taps and rows up to kPool2dMaxWidth outputs; average windows must each count some tap.
     const bool avg = mode_ == PoolMode::Avg;
-    simd_ = table_.pool2d_f32 != nullptr && !tiled2x2_ && (w.s[2] == 1 || w.s[2] == 2) && w.k[2] <= 16;
+    simd_ = table_.pool2d_f32 != nullptr && !tiled2x2_ && (w.s[2] == 1 || w.s[2] == 2) && w.k[2] <= 16 &&
+            w.out[2] <= kPool2dMaxWidth;
     for (int64_t v : cnt_h_) simd_ = simd_ && (!avg || v > 0);
     for (int64_t v : cnt_w_) simd_ = simd_ && (!avg || v > 0);
     if (!simd_) return;

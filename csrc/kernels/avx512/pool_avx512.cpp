@@ -34,8 +34,7 @@ inline __mmask16 col_mask(int64_t c, int64_t n) {
 
 // Rows r0 .. r1-1 (r1 > r0) of the plane reduced at columns [c, c + 16).
 template <bool kAvg>
-inline __m512 column(const float* x, int64_t iw, int64_t r0, int64_t r1, int64_t c, __m512 fill) {
-  const __mmask16 m = col_mask(c, iw);
+inline __m512 column(const float* x, int64_t iw, int64_t r0, int64_t r1, int64_t c, __mmask16 m, __m512 fill) {
   if (m == 0) return fill;
   // Pointer arithmetic in integers: c may be negative (masked lanes are not read).
   const float* p = reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(x + r0 * iw) +
@@ -55,7 +54,8 @@ inline __m512 combine(__m512 acc, __m512 v) {
 }
 
 template <bool kAvg>
-void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __m512i* shift, const __m512i* deint) {
+void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __mmask16 (*masks)[4], const __m512i* shift,
+                const __m512i* deint) {
   const float padv = kAvg ? 0.f : std::numeric_limits<float>::lowest();
   const __m512 fill = _mm512_set1_ps(padv);
   const int64_t IH = a.ih, IW = a.iw, OH = a.oh, OW = a.ow, KW = a.kw;
@@ -71,9 +71,9 @@ void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __m512i* sh
     const __m512 hdiv = _mm512_set1_ps(kAvg ? a.cnt_h[oh] : 0.f);
     if (a.sw == 1) {
       int64_t c = -a.pw;
-      __m512 cur = column<kAvg>(x, IW, r0, r1, c, fill);
+      __m512 cur = column<kAvg>(x, IW, r0, r1, c, masks[0][0], fill);
       for (int64_t ch = 0; ch < chunks; ++ch, c += 16) {
-        const __m512 next = KW > 1 ? column<kAvg>(x, IW, r0, r1, c + 16, fill) : fill;
+        const __m512 next = KW > 1 ? column<kAvg>(x, IW, r0, r1, c + 16, masks[ch][1], fill) : fill;
         __m512 acc = cur;
         for (int64_t j = 1; j < KW; ++j) acc = combine<kAvg>(acc, _mm512_permutex2var_ps(cur, shift[j], next));
         if (kAvg) acc = _mm512_div_ps(acc, _mm512_mul_ps(hdiv, _mm512_loadu_ps(a.cnt_w + ch * 16)));
@@ -82,12 +82,12 @@ void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __m512i* sh
       }
     } else {  // stride 2
       int64_t c = -a.pw;
-      __m512 A = column<kAvg>(x, IW, r0, r1, c, fill);
-      __m512 B = column<kAvg>(x, IW, r0, r1, c + 16, fill);
+      __m512 A = column<kAvg>(x, IW, r0, r1, c, masks[0][0], fill);
+      __m512 B = column<kAvg>(x, IW, r0, r1, c + 16, masks[0][1], fill);
       __m512 E = _mm512_permutex2var_ps(A, deint[0], B), O = _mm512_permutex2var_ps(A, deint[1], B);
       for (int64_t ch = 0; ch < chunks; ++ch, c += 32) {
-        A = column<kAvg>(x, IW, r0, r1, c + 32, fill);  // the next 16 outputs' columns
-        B = column<kAvg>(x, IW, r0, r1, c + 48, fill);
+        A = column<kAvg>(x, IW, r0, r1, c + 32, masks[ch][2], fill);  // the next 16 outputs' columns
+        B = column<kAvg>(x, IW, r0, r1, c + 48, masks[ch][3], fill);
         const __m512 En = _mm512_permutex2var_ps(A, deint[0], B);
         const __m512 On = _mm512_permutex2var_ps(A, deint[1], B);
         __m512 acc = E;
@@ -100,6 +100,117 @@ void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __m512i* sh
         O = On;
       }
     }
+  }
+}
+
+// Strip path: for each group of 16 output columns, every input row is first
+// reduced horizontally (one register per row, into h), then each output
+// row reduces kh of those registers. Each input vector is loaded once per
+// plane and each horizontal reduction done once per input row, which is what
+// small planes (6x6 .. 27x27) need: there a row is one or two vectors and
+// the per-row overhead of the row-by-row path dominates. h has ph rows of
+// padding above the input rows and fill rows below them (set by the caller).
+constexpr int64_t kMaxStripRows = 160;
+constexpr int64_t kMaxStrips = 2;  // wider rows take the row-by-row path (faster there)
+constexpr int64_t kMaxChunks = kPool2dMaxWidth / 16;
+
+inline const float* at(const float* row, int64_t c) {  // row + c, c may be negative (masked loads only)
+  return reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(row) +
+                                        static_cast<intptr_t>(c) * static_cast<intptr_t>(sizeof(float)));
+}
+
+template <bool kAvg>
+void pool_plane_strips(const Pool2dArgs& a, const float* x, float* y, __m512* h, const __mmask16 (*masks)[4],
+                       const __m512i* shift, const __m512i* deint) {
+  const __m512 fill = _mm512_set1_ps(kAvg ? 0.f : std::numeric_limits<float>::lowest());
+  const int64_t IH = a.ih, IW = a.iw, OH = a.oh, OW = a.ow, KW = a.kw, KH = a.kh, SH = a.sh;
+  const int64_t chunks = (OW + 15) / 16;
+  const __mmask16 tail = static_cast<__mmask16>(OW % 16 ? (1u << (OW % 16)) - 1u : 0xFFFFu);
+  __m512* hr = h + a.ph;
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const __mmask16* m = masks[ch];
+    if (a.sw == 1) {
+      const int64_t c = ch * 16 - a.pw;
+      const float* p = at(x, c);
+      if (KW == 1) {
+        for (int64_t r = 0; r < IH; ++r, p += IW) hr[r] = _mm512_mask_loadu_ps(fill, m[0], p);
+      } else {
+        for (int64_t r = 0; r < IH; ++r, p += IW) {
+          const __m512 cur = _mm512_mask_loadu_ps(fill, m[0], p);
+          const __m512 next = _mm512_mask_loadu_ps(fill, m[1], p + 16);
+          __m512 acc = cur;
+          for (int64_t j = 1; j < KW; ++j) acc = combine<kAvg>(acc, _mm512_permutex2var_ps(cur, shift[j], next));
+          hr[r] = acc;
+        }
+      }
+    } else {  // stride 2: E, O the even/odd columns of 32; Ev, Ov those of the next 32
+      const int64_t c = ch * 32 - a.pw;
+      const float* p = at(x, c);
+      for (int64_t r = 0; r < IH; ++r, p += IW) {
+        const __m512 A = _mm512_mask_loadu_ps(fill, m[0], p);
+        const __m512 B = _mm512_mask_loadu_ps(fill, m[1], p + 16);
+        const __m512 E = _mm512_permutex2var_ps(A, deint[0], B);
+        __m512 acc = E;
+        if (KW > 1) acc = combine<kAvg>(acc, _mm512_permutex2var_ps(A, deint[1], B));
+        if (KW == 3) {  // tap 2 is E shifted by one lane: lane 15 is column c + 32
+          const __m512 C = _mm512_mask_loadu_ps(fill, m[2], p + 32);
+          acc = combine<kAvg>(acc, _mm512_permutex2var_ps(E, shift[1], C));
+        } else if (KW > 3) {
+          const __m512 O = _mm512_permutex2var_ps(A, deint[1], B);
+          const __m512 C = _mm512_mask_loadu_ps(fill, m[2], p + 32);
+          const __m512 D = _mm512_mask_loadu_ps(fill, m[3], p + 48);
+          const __m512 Ev = _mm512_permutex2var_ps(C, deint[0], D), Ov = _mm512_permutex2var_ps(C, deint[1], D);
+          for (int64_t j = 2; j < KW; ++j)
+            acc = combine<kAvg>(acc, _mm512_permutex2var_ps(j & 1 ? O : E, shift[j >> 1], j & 1 ? Ov : Ev));
+        }
+        hr[r] = acc;
+      }
+    }
+    float* yc = y + ch * 16;
+    const __mmask16 st = ch + 1 < chunks ? static_cast<__mmask16>(0xFFFF) : tail;
+    const __m512 wdiv = kAvg ? _mm512_loadu_ps(a.cnt_w + ch * 16) : fill;
+    const __m512* hv = h;
+    for (int64_t oh = 0; oh < OH; ++oh, yc += OW, hv += SH) {
+      __m512 acc = hv[0];
+      for (int64_t i = 1; i < KH; ++i) acc = combine<kAvg>(acc, hv[i]);
+      if (kAvg) acc = _mm512_div_ps(acc, _mm512_mul_ps(_mm512_set1_ps(a.cnt_h[oh]), wdiv));
+      _mm512_mask_storeu_ps(yc, st, acc);
+    }
+  }
+}
+
+// Pair path, for output rows of at most 8 whose windows span at most 16
+// input columns (6x6 and 13x13 planes with 3x3 windows): two output rows
+// share one register. Each output row's window rows are reduced into one
+// vector (columns -pw .. 15 - pw), and for each tap j one two-source permute
+// picks column ow*sw + j of the first row's vector for lanes [0, ow) and of
+// the second's for lanes [ow, 2ow); the two rows are stored at once.
+template <bool kAvg>
+void pool_plane_pairs(const Pool2dArgs& a, const float* x, float* y, __mmask16 m, const __m512i* taps,
+                      const float* wdiv2) {
+  const __m512 fill = _mm512_set1_ps(kAvg ? 0.f : std::numeric_limits<float>::lowest());
+  const int64_t IH = a.ih, IW = a.iw, OH = a.oh, OW = a.ow, KW = a.kw;
+  const float* xc = at(x, -a.pw);
+  auto rows = [&](int64_t oh) {  // the window rows of output row oh reduced
+    const int64_t h0 = oh * a.sh - a.ph;
+    const int64_t r0 = std::max<int64_t>(h0, 0), r1 = std::min(h0 + a.kh, IH);
+    if (r0 >= r1) return fill;
+    return column<kAvg>(xc, IW, r0, r1, 0, m, fill);
+  };
+  const __mmask16 both = static_cast<__mmask16>((1u << (2 * OW)) - 1u);
+  const __mmask16 one = static_cast<__mmask16>((1u << OW) - 1u);
+  const __m512 wdiv = kAvg ? _mm512_loadu_ps(wdiv2) : fill;
+  for (int64_t oh = 0; oh < OH; oh += 2, y += 2 * OW) {
+    const __m512 v0 = rows(oh);
+    const __m512 v1 = oh + 1 < OH ? rows(oh + 1) : fill;
+    __m512 acc = _mm512_permutex2var_ps(v0, taps[0], v1);
+    for (int64_t j = 1; j < KW; ++j) acc = combine<kAvg>(acc, _mm512_permutex2var_ps(v0, taps[j], v1));
+    if (kAvg) {
+      const float c1 = oh + 1 < OH ? a.cnt_h[oh + 1] : 1.f;
+      const __m512 hdiv = _mm512_mask_blend_ps(one, _mm512_set1_ps(c1), _mm512_set1_ps(a.cnt_h[oh]));
+      acc = _mm512_div_ps(acc, _mm512_mul_ps(hdiv, wdiv));
+    }
+    _mm512_mask_storeu_ps(y, oh + 1 < OH ? both : one, acc);
   }
 }
 
@@ -116,13 +227,57 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
   for (int j = 0; j < 16; ++j) shift[j] = _mm512_load_si512(idx[j]);
   deint[0] = _mm512_load_si512(idx[16]);
   deint[1] = _mm512_load_si512(idx[17]);
+  if (a.ow <= 8 && (a.ow - 1) * a.sw + a.kw <= 16) {
+    alignas(64) int32_t ti[16][16] = {};
+    alignas(64) float wdiv2[16];
+    for (int64_t j = 0; j < a.kw; ++j)
+      for (int64_t l = 0; l < 2 * a.ow; ++l)
+        ti[j][l] = static_cast<int32_t>(l < a.ow ? l * a.sw + j : 16 + (l - a.ow) * a.sw + j);
+    for (int64_t l = 0; l < 16; ++l) wdiv2[l] = a.avg && l < 2 * a.ow ? a.cnt_w[l % a.ow] : 1.f;
+    __m512i taps[16];
+    for (int64_t j = 0; j < a.kw; ++j) taps[j] = _mm512_load_si512(ti[j]);
+    const __mmask16 m = col_mask(-a.pw, a.iw);
+    for (int64_t p = 0; p < a.planes; ++p) {
+      const float* x = a.x + p * a.x_stride;
+      float* y = a.y + p * a.y_stride;
+      if (a.avg)
+        pool_plane_pairs<true>(a, x, y, m, taps, wdiv2);
+      else
+        pool_plane_pairs<false>(a, x, y, m, taps, wdiv2);
+    }
+    return;
+  }
+  const int64_t chunks = (a.ow + 15) / 16;
+  __mmask16 masks[kMaxChunks][4];  // per group of 16 outputs: its input vectors' valid lanes
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t c = ch * 16 * a.sw - a.pw;
+    for (int q = 0; q < 4; ++q) masks[ch][q] = col_mask(c + 16 * q, a.iw);
+  }
+  // Strips when each input row serves more than one output row (3x3 stride 1,
+  // not a 7x7 window on a 7x7 plane) and rows are short.
+  const int64_t hrows = std::max(a.ph + a.ih, (a.oh - 1) * a.sh + a.kh);
+  if (hrows <= kMaxStripRows && chunks <= kMaxStrips && a.oh * a.kh > a.ih) {
+    alignas(64) __m512 h[kMaxStripRows];
+    const __m512 fill = _mm512_set1_ps(a.avg ? 0.f : std::numeric_limits<float>::lowest());
+    for (int64_t r = 0; r < a.ph; ++r) h[r] = fill;
+    for (int64_t r = a.ph + a.ih; r < hrows; ++r) h[r] = fill;
+    for (int64_t p = 0; p < a.planes; ++p) {
+      const float* x = a.x + p * a.x_stride;
+      float* y = a.y + p * a.y_stride;
+      if (a.avg)
+        pool_plane_strips<true>(a, x, y, h, masks, shift, deint);
+      else
+        pool_plane_strips<false>(a, x, y, h, masks, shift, deint);
+    }
+    return;
+  }
   for (int64_t p = 0; p < a.planes; ++p) {
     const float* x = a.x + p * a.x_stride;
     float* y = a.y + p * a.y_stride;
     if (a.avg)
-      pool_plane<true>(a, x, y, shift, deint);
+      pool_plane<true>(a, x, y, masks, shift, deint);
     else
-      pool_plane<false>(a, x, y, shift, deint);
+      pool_plane<false>(a, x, y, masks, shift, deint);
   }
 }
 
