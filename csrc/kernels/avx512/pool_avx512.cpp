@@ -48,6 +48,15 @@ inline __m512 column(const float* x, int64_t iw, int64_t r0, int64_t r1, int64_t
   return v;
 }
 
+// Asks for the next plane's input while this one is pooled (small planes: the
+// hardware prefetcher ramps up again on every plane, and the input of a pool
+// in a model is usually not in cache).
+inline void prefetch_plane(const float* x, int64_t n) {
+  if (n > 4096) return;
+  const char* p = reinterpret_cast<const char*>(x);
+  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(float)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
 template <bool kAvg>
 inline __m512 combine(__m512 acc, __m512 v) {
   return kAvg ? _mm512_add_ps(acc, v) : _mm512_max_ps(v, acc);
@@ -67,6 +76,11 @@ void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __mmask16 (
     if (r0 >= r1) {  // window rows all in the padding
       for (int64_t ow = 0; ow < OW; ++ow) y[ow] = padv;
       continue;
+    }
+    // the rows the output row after next adds (a large plane's input streams from memory)
+    for (int64_t r = std::max(r1, h0 + a.kh + a.sh); r < std::min(h0 + a.kh + 2 * a.sh, IH); ++r) {
+      const char* q = reinterpret_cast<const char*>(x + r * IW);
+      for (int64_t b = 0; b < IW * static_cast<int64_t>(sizeof(float)); b += 64) _mm_prefetch(q + b, _MM_HINT_T0);
     }
     const __m512 hdiv = _mm512_set1_ps(kAvg ? a.cnt_h[oh] : 0.f);
     if (a.sw == 1) {
@@ -240,6 +254,7 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
     for (int64_t p = 0; p < a.planes; ++p) {
       const float* x = a.x + p * a.x_stride;
       float* y = a.y + p * a.y_stride;
+      if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
       if (a.avg)
         pool_plane_pairs<true>(a, x, y, m, taps, wdiv2);
       else
@@ -264,6 +279,7 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
     for (int64_t p = 0; p < a.planes; ++p) {
       const float* x = a.x + p * a.x_stride;
       float* y = a.y + p * a.y_stride;
+      if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
       if (a.avg)
         pool_plane_strips<true>(a, x, y, h, masks, shift, deint);
       else
@@ -274,6 +290,7 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
   for (int64_t p = 0; p < a.planes; ++p) {
     const float* x = a.x + p * a.x_stride;
     float* y = a.y + p * a.y_stride;
+    if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
     if (a.avg)
       pool_plane<true>(a, x, y, masks, shift, deint);
     else
