@@ -65,6 +65,7 @@ KernelTable make_table(Isa isa) {
     fill_conv_avx2(t);
     fill_conv_direct_avx2(t);  // small-cnn
     fill_conv_wino_avx2(t);  // [conv3x3]
+    fill_pool_avx2(t);  // pool
   }
 #endif
 #if defined(PYENGINE_HAVE_AVX512)

@@ -255,6 +255,7 @@ void fill_vbinary_avx2(KernelTable& t);
 void fill_conv_avx2(KernelTable& t);
 void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
 void fill_conv_wino_avx2(KernelTable& t);  // [conv3x3] Winograd F(4x4, 3x3) entries
+void fill_pool_avx2(KernelTable& t);  // pool: kernels/avx2/pool_avx2.cpp
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
