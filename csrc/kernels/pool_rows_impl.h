@@ -41,7 +41,24 @@ static void pool_plane_rows(const Pool2dArgs& a, const float* x, float* __restri
       else
         for (int64_t c = 0; c < IW; ++c) tc[c] = xr[c] > tc[c] ? xr[c] : tc[c];
     }
-    if (SW == 1) {
+    if (OW < 8) {  // shorter than a vector: taps innermost (a 7x7 window on a 7x7 plane)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const float* tw = t + ow * SW;
+        float acc = tw[0];
+        for (int64_t j = 1; j < KW; ++j) acc = kAvg ? acc + tw[j] : (tw[j] > acc ? tw[j] : acc);
+        y[ow] = acc;
+      }
+    } else if (!kAvg && KW == 3 && SW == 1) {  // the common windows in one pass over the row
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const float u = t[ow + 1] > t[ow] ? t[ow + 1] : t[ow];
+        y[ow] = t[ow + 2] > u ? t[ow + 2] : u;
+      }
+    } else if (!kAvg && KW == 3 && SW == 2) {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const float u = t[2 * ow + 1] > t[2 * ow] ? t[2 * ow + 1] : t[2 * ow];
+        y[ow] = t[2 * ow + 2] > u ? t[2 * ow + 2] : u;
+      }
+    } else if (SW == 1) {
       for (int64_t ow = 0; ow < OW; ++ow) y[ow] = t[ow];
       for (int64_t j = 1; j < KW; ++j) {
         const float* tj = t + j;
