@@ -180,8 +180,10 @@ using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // plane (rows first, in order, then columns in order); positions outside
 // count as the lowest float (max) or are left out of the sum (average, then
 // divided by cnt_h[oh] * cnt_w[ow]). A row with no window row inside gets the
-// lowest float (max) or 0 (average). Kernels take sw 1 or 2, kw <= 16 and
-// ow <= kPool2dMaxWidth; cnt_w holds round_up(ow, 16) floats.
+// lowest float (max) or 0 (average). Kernels take sw 1 or 2, kw <= 16,
+// ow <= kPool2dMaxWidth and iw + pw <= 2 * kPool2dMaxWidth; cnt_w holds
+// round_up(ow, 16) floats. Every call's results are independent of how the
+// planes are split between calls (threads).
 constexpr int64_t kPool2dMaxWidth = 4096;
 struct Pool2dArgs {
   const float* x = nullptr;

@@ -5,7 +5,11 @@
 // reduced by one thread in a fixed order.
 //
 // Float32 MaxPool/AveragePool over 2-D (or 1-D) windows without dilation and
-// without Indices take a row path (pool_rows_f32): the kh input rows of an
+// without Indices run the ISA's separable kernel (table entry pool2d_f32,
+// kernels/avx512/pool_avx512.cpp and kernels/avx2/pool_avx2.cpp) when it
+// takes the window (strides 1 or 2 along W, up to 16 taps), several planes
+// per call. Otherwise (and on the scalar table) they take a row path
+// (pool_rows_f32): the kh input rows of an
 // output row are first reduced elementwise into one row (contiguous, so the
 // compiler vectorizes it), then each output reduces kw neighbours of that row
 // (2x2 stride 2 has its own loop; when those windows tile the input exactly,
@@ -267,7 +271,7 @@ class PoolKernel : public Kernel {
     // along W up to 16 taps and rows up to kPool2dMaxWidth outputs; average windows must each count some tap.
     const bool avg = mode_ == PoolMode::Avg;
     simd_ = table_.pool2d_f32 != nullptr && !tiled2x2_ && (w.s[2] == 1 || w.s[2] == 2) && w.k[2] <= 16 &&
-            w.out[2] <= kPool2dMaxWidth;
+            w.out[2] <= kPool2dMaxWidth && w.in[2] + w.pb[2] <= 2 * kPool2dMaxWidth;
     for (int64_t v : cnt_h_) simd_ = simd_ && (!avg || v > 0);
     for (int64_t v : cnt_w_) simd_ = simd_ && (!avg || v > 0);
     if (!simd_) return;

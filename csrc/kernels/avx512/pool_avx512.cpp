@@ -268,10 +268,13 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
     const int64_t c = ch * 16 * a.sw - a.pw;
     for (int q = 0; q < 4; ++q) masks[ch][q] = col_mask(c + 16 * q, a.iw);
   }
-  // Strips when each input row serves more than one output row (3x3 stride 1,
-  // not a 7x7 window on a 7x7 plane) and rows are short.
+  // Strips for short rows when they cost fewer vector operations per group of
+  // 16 outputs (a load and kw - 1 taps per input row, kh per output row)
+  // than row by row (kh * sw loads, kw - 1 taps and ~4 of overhead per
+  // output row): yes for 3x3 windows, no for a 7x7 window on a 7x7 plane.
   const int64_t hrows = std::max(a.ph + a.ih, (a.oh - 1) * a.sh + a.kh);
-  if (hrows <= kMaxStripRows && chunks <= kMaxStrips && a.oh * a.kh > a.ih) {
+  const int64_t strip_cost = a.ih * a.kw + a.oh * a.kh, row_cost = a.oh * (a.kh * a.sw + a.kw + 3);
+  if (hrows <= kMaxStripRows && chunks <= kMaxStrips && strip_cost < row_cost) {
     alignas(64) __m512 h[kMaxStripRows];
     const __m512 fill = _mm512_set1_ps(a.avg ? 0.f : std::numeric_limits<float>::lowest());
     for (int64_t r = 0; r < a.ph; ++r) h[r] = fill;
