@@ -88,6 +88,17 @@ class PoolKernel : public Kernel {
     T* Y = out_ptr<T>(io, 0);
     int64_t* I = with_indices_ ? out_ptr<int64_t>(io, 1) : nullptr;
     if (global_) {
+      if constexpr (std::is_same<T, float>::value) {
+        if (mode_ == PoolMode::Avg) {  // the ISA's vectorized sum (GlobalAveragePool)
+          const ReduceFn sum = table_.reduce_sum;
+          const float n = static_cast<float>(inner_);
+          io.pool->parallel_for(planes_, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner_, 1)),
+                                [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) Y[i] = sum(X + i * inner_, inner_) / n;
+          });
+          return;
+        }
+      }
       io.pool->parallel_for(planes_, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner_, 1)), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           const T* x = X + i * inner_;
