@@ -100,10 +100,13 @@ void pool_plane(const Pool2dArgs& a, const float* x, float* y, const __mmask16 (
       __m512 B = column<kAvg>(x, IW, r0, r1, c + 16, masks[0][1], fill);
       __m512 E = _mm512_permutex2var_ps(A, deint[0], B), O = _mm512_permutex2var_ps(A, deint[1], B);
       for (int64_t ch = 0; ch < chunks; ++ch, c += 32) {
-        A = column<kAvg>(x, IW, r0, r1, c + 32, masks[ch][2], fill);  // the next 16 outputs' columns
-        B = column<kAvg>(x, IW, r0, r1, c + 48, masks[ch][3], fill);
-        const __m512 En = _mm512_permutex2var_ps(A, deint[0], B);
-        const __m512 On = _mm512_permutex2var_ps(A, deint[1], B);
+        __m512 En = fill, On = fill;  // the next 16 outputs' columns (none past the row's end)
+        if ((masks[ch][2] | masks[ch][3]) != 0) {
+          A = column<kAvg>(x, IW, r0, r1, c + 32, masks[ch][2], fill);
+          B = column<kAvg>(x, IW, r0, r1, c + 48, masks[ch][3], fill);
+          En = _mm512_permutex2var_ps(A, deint[0], B);
+          On = _mm512_permutex2var_ps(A, deint[1], B);
+        }
         __m512 acc = E;
         if (KW > 1) acc = combine<kAvg>(acc, O);
         for (int64_t j = 2; j < KW; ++j)
