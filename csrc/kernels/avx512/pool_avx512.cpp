@@ -12,6 +12,11 @@
 // to the next 16 outputs, so every input vector is loaded kh times per
 // output row. The order of operations is the reference one (rows in order,
 // then taps in order), so AveragePool sums are those of the row path.
+// That is the row-by-row path (pool_plane), kept for wide rows (ResNet's
+// 112x112 stem) and windows as large as the plane. Short rows take the
+// strip path (pool_plane_strips: each input row reduced horizontally once)
+// and rows of at most 8 outputs the pair path (pool_plane_pairs: two output
+// rows per register); see pool2d_f32_avx512 for the choice.
 #include <immintrin.h>
 
 #include <algorithm>
