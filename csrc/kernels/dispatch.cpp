@@ -67,6 +67,7 @@ KernelTable make_table(Isa isa) {
     fill_conv_direct_avx2(t);  // small-cnn
     fill_conv_wino_cl_avx2(t);  // small-wino
     fill_conv_wino_avx2(t);  // [conv3x3]
+    fill_pool_avx2(t);  // pool
   }
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
@@ -81,6 +82,7 @@ KernelTable make_table(Isa isa) {
     fill_conv1x1_avx512(t);  // dw-pool
     fill_conv_wino_avx512(t);  // [conv3x3]
     fill_vmath_avx512(t);
+    fill_pool_avx512(t);  // pool
   }
 #endif
   return t;

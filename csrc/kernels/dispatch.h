@@ -193,6 +193,29 @@ struct WinoClArgs {
 };
 using ConvWinoClFn = void (*)(const WinoClArgs& a);
 // --- end small-wino ---
+// --- pool: float32 MaxPool / AveragePool over 2-D windows (kernels/*/pool_*.cpp) ---
+// `planes` planes: plane p reads x + p * x_stride ([ih][iw]) and writes
+// y + p * y_stride ([oh][ow]). Output (oh, ow) reduces input rows
+// oh*sh - ph + [0, kh) and columns ow*sw - pw + [0, kw) that lie inside the
+// plane (rows first, in order, then columns in order); positions outside
+// count as the lowest float (max) or are left out of the sum (average, then
+// divided by cnt_h[oh] * cnt_w[ow]). A row with no window row inside gets the
+// lowest float (max) or 0 (average). Kernels take sw 1 or 2, kw <= 16,
+// ow <= kPool2dMaxWidth and iw + pw <= 2 * kPool2dMaxWidth; cnt_w holds
+// round_up(ow, 16) floats. Every call's results are independent of how the
+// planes are split between calls (threads).
+constexpr int64_t kPool2dMaxWidth = 4096;
+struct Pool2dArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t planes = 1, x_stride = 0, y_stride = 0;
+  int64_t ih = 0, iw = 0, oh = 0, ow = 0, kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  bool avg = false;
+  const float* cnt_h = nullptr;
+  const float* cnt_w = nullptr;
+};
+using Pool2dFn = void (*)(const Pool2dArgs& a);
+// --- end pool ---
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
@@ -236,6 +259,9 @@ struct KernelTable {
   ConvWinoInFn conv_wino43_in = nullptr;
   ConvWinoOutFn conv_wino43_out = nullptr;
   ConvWinoClFn conv_wino_cl = nullptr;  // small-wino
+  // --- pool --- SIMD only (null: the op's own row path)
+  Pool2dFn pool2d_f32 = nullptr;
+  // --- end pool ---
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -254,6 +280,7 @@ void fill_conv_avx2(KernelTable& t);
 void fill_conv_direct_avx2(KernelTable& t);  // small-cnn
 void fill_conv_wino_cl_avx2(KernelTable& t);  // small-wino
 void fill_conv_wino_avx2(KernelTable& t);  // [conv3x3] Winograd F(4x4, 3x3) entries
+void fill_pool_avx2(KernelTable& t);  // pool: kernels/avx2/pool_avx2.cpp
 #endif
 #if defined(PYENGINE_HAVE_AVX512)
 // AVX-512 (F/BW/VL/DQ): the table starts as the AVX2 one; only these override it.
@@ -267,6 +294,7 @@ void fill_vbinary_avx512(KernelTable& t);
 void fill_conv1x1_avx512(KernelTable& t);
 // --- end dw-pool ---
 void fill_conv_wino_avx512(KernelTable& t);  // [conv3x3] both Winograd transforms
+void fill_pool_avx512(KernelTable& t);  // pool: kernels/avx512/pool_avx512.cpp
 void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh, exp, erf, reduce_max/min, exp_shift_sum
 #endif
 

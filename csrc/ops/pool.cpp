@@ -5,7 +5,11 @@
 // reduced by one thread in a fixed order.
 //
 // Float32 MaxPool/AveragePool over 2-D (or 1-D) windows without dilation and
-// without Indices take a row path (pool_rows_f32): the kh input rows of an
+// without Indices run the ISA's separable kernel (table entry pool2d_f32,
+// kernels/avx512/pool_avx512.cpp and kernels/avx2/pool_avx2.cpp) when it
+// takes the window (strides 1 or 2 along W, up to 16 taps), several planes
+// per call. Otherwise (and on the scalar table) they take a row path
+// (pool_rows_f32): the kh input rows of an
 // output row are first reduced elementwise into one row (contiguous, so the
 // compiler vectorizes it), then each output reduces kw neighbours of that row
 // (2x2 stride 2 has its own loop; when those windows tile the input exactly,
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "ops/common.h"
+#include "kernels/dispatch.h"
 #include "ops/conv_window.h"
 
 namespace pyengine {
@@ -83,6 +88,17 @@ class PoolKernel : public Kernel {
     T* Y = out_ptr<T>(io, 0);
     int64_t* I = with_indices_ ? out_ptr<int64_t>(io, 1) : nullptr;
     if (global_) {
+      if constexpr (std::is_same<T, float>::value) {
+        if (mode_ == PoolMode::Avg) {  // the ISA's vectorized sum (GlobalAveragePool)
+          const ReduceFn sum = table_.reduce_sum;
+          const float n = static_cast<float>(inner_);
+          io.pool->parallel_for(planes_, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner_, 1)),
+                                [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) Y[i] = sum(X + i * inner_, inner_) / n;
+          });
+          return;
+        }
+      }
       io.pool->parallel_for(planes_, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner_, 1)), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           const T* x = X + i * inner_;
@@ -117,6 +133,20 @@ class PoolKernel : public Kernel {
               for (int64_t i = 0; i < OW; ++i)
                 y[i] = ((a[2 * i] + b[2 * i]) + (a[2 * i + 1] + b[2 * i + 1])) / 4.f;
           }
+        });
+        return;
+      }
+      if (simd_) {
+        Pool2dArgs a = simd_args_;
+        a.x = X;
+        a.y = Y;
+        const Pool2dFn fn = table_.pool2d_f32;
+        io.pool->parallel_for(planes_, grain_, [&](int64_t b, int64_t e) {
+          Pool2dArgs c = a;
+          c.x += b * in_plane;
+          c.y += b * out_plane;
+          c.planes = e - b;
+          fn(c);
         });
         return;
       }
@@ -248,6 +278,33 @@ class PoolKernel : public Kernel {
                                                        : taps_in(start, w.k[a], 1, 0, w.in[a]);
       }
     }
+    // The ISA's separable kernel (kernels/*/pool_*.cpp) takes strides 1 and 2
+    // along W up to 16 taps and rows up to kPool2dMaxWidth outputs; average windows must each count some tap.
+    const bool avg = mode_ == PoolMode::Avg;
+    simd_ = table_.pool2d_f32 != nullptr && !tiled2x2_ && (w.s[2] == 1 || w.s[2] == 2) && w.k[2] <= 16 &&
+            w.out[2] <= kPool2dMaxWidth && w.in[2] + w.pb[2] <= 2 * kPool2dMaxWidth;
+    for (int64_t v : cnt_h_) simd_ = simd_ && (!avg || v > 0);
+    for (int64_t v : cnt_w_) simd_ = simd_ && (!avg || v > 0);
+    if (!simd_) return;
+    fcnt_h_.assign(cnt_h_.begin(), cnt_h_.end());
+    fcnt_w_.assign(static_cast<size_t>((w.out[2] + 15) / 16 * 16), 1.f);
+    std::copy(cnt_w_.begin(), cnt_w_.end(), fcnt_w_.begin());
+    Pool2dArgs& a = simd_args_;
+    a.x_stride = w.in_size();
+    a.y_stride = w.out_size();
+    a.ih = w.in[1];
+    a.iw = w.in[2];
+    a.oh = w.out[1];
+    a.ow = w.out[2];
+    a.kh = w.k[1];
+    a.kw = w.k[2];
+    a.sh = w.s[1];
+    a.sw = w.s[2];
+    a.ph = w.pb[1];
+    a.pw = w.pb[2];
+    a.avg = avg;
+    a.cnt_h = fcnt_h_.data();
+    a.cnt_w = fcnt_w_.data();
   }
 
   // One plane through the row path; tmp holds one input row (row_stride_ floats).
@@ -332,7 +389,11 @@ class PoolKernel : public Kernel {
   // not worth a wake-up (measured 10-75 us on the shared VM).
   static constexpr int64_t kPoolChunk = 128 * 1024;
 
+  const KernelTable& table_ = kernels();
   PoolMode mode_;
+  bool simd_ = false;  // the table's pool2d_f32 runs the row path's windows
+  Pool2dArgs simd_args_;
+  std::vector<float> fcnt_h_, fcnt_w_;  // average divisors per output row / column (as floats)
   bool rows_ = false, tiled2x2_ = false;  // tiled2x2_: 2x2 stride 2 windows cover the input exactly
   int threads_ = 1;
   int64_t grain_ = 1, row_stride_ = 0;
