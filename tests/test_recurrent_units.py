@@ -83,3 +83,34 @@ def test_units_long_sequence_many_threads(rng):
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)
     case.check()
+
+
+# Batch groups: with >= 8 batch rows per thread the rows are split between
+# the threads (each group runs its whole sequence alone) instead of the
+# hidden units; still bit-identical to 1 thread.
+@pytest.mark.parametrize("op,attrs", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("batch", [15, 16, 17, 24, 33])
+def test_batch_groups(isa, rng, op, attrs, batch):
+    hidden = int(rng.choice([1, 3, 17, 33, 70]))
+    check_threads(build(rng, op, 5, batch, int(rng.integers(1, 12)), hidden, h0=True, c0=True, **attrs),
+                  counts=(1, 2, 3, 4))
+
+
+@pytest.mark.parametrize("op,attrs", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("direction", ["reverse", "bidirectional"])
+def test_batch_groups_layouts(isa, rng, op, attrs, direction):
+    for layout in (0, 1):
+        check_threads(build(rng, op, 4, 16, 7, 40, direction, layout=layout, h0=True, c0=True, **attrs),
+                      counts=(1, 2, 3))
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_batch_groups_lstm_options(isa, rng, clip):
+    attrs = {} if clip is None else {"clip": clip}
+    check_threads(build(rng, "LSTM", 3, 16, 6, 20, h0=True, c0=True, peep=True, input_forget=1, **attrs),
+                  counts=(1, 2))
+
+
+def test_batch_groups_outputs_and_long_sequence(rng):
+    check_threads(build(rng, "LSTM", 33, 16, 8, 64, outputs=["Y_h"]), counts=(1, 2))
+    check_threads(build(rng, "GRU", 33, 17, 8, 64, outputs=["Y"], linear_before_reset=1), counts=(1, 2))
