@@ -17,8 +17,11 @@
 // of the hidden units, one per thread, each with its own packed slice of R,
 // whose gate columns are adjacent (W, and so xw and the biases, are
 // permuted to match). A unit does its GEMM columns and the cell math of its
-// hidden units; the units of a step meet once through counters. The other
-// cases run the step as one GEMM plus the gate math by rows.
+// hidden units; the units of a step meet once through counters. With 8 or
+// more batch rows per thread the batch rows are split instead ("batch
+// groups"): each thread runs its rows' whole sequence with all of R and
+// never waits for the other. The other cases run the step as one GEMM plus
+// the gate math by rows.
 //
 // Threads: the two directions of a bidirectional node run in parallel; with
 // one direction the units (or the GEMMs and the row-split gate math) share
@@ -26,7 +29,6 @@
 // so the result does not depend on the thread count.
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <sstream>
@@ -151,7 +153,6 @@ class RecurrentKernel : public Kernel {
       // independent, so each group runs its whole sequence with no
       // synchronization at all (each core keeps all of R in its L2).
       groups_ = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, B_ / 8));
-      if (const char* e = std::getenv("PYENGINE_RNN_GROUPS")) groups_ = e[0] == '1' ? groups_ : 1;
       const int64_t units =
           groups_ > 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
       unit_j0_.assign(static_cast<size_t>(units + 1), H_);
