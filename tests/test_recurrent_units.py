@@ -114,3 +114,9 @@ def test_batch_groups_lstm_options(isa, rng, clip):
 def test_batch_groups_outputs_and_long_sequence(rng):
     check_threads(build(rng, "LSTM", 33, 16, 8, 64, outputs=["Y_h"]), counts=(1, 2))
     check_threads(build(rng, "GRU", 33, 17, 8, 64, outputs=["Y"], linear_before_reset=1), counts=(1, 2))
+
+
+def test_batch_groups_or_units_by_thread_count(rng):
+    """Batch 16, hidden 130: 2 threads take batch groups, 4 threads hidden-unit slices."""
+    for op, attrs in CELLS:
+        check_threads(build(rng, op, 6, 16, 5, 130, h0=True, c0=True, **attrs), counts=(1, 2, 4))

@@ -149,12 +149,15 @@ class RecurrentKernel : public Kernel {
       // depend on the split (see run_units_path), so it may follow the
       // thread count. Slices start at multiples of 16 and are at least 16 wide.
       // Batch groups: with 8 or more batch rows per thread, the rows are
-      // split between the threads instead of the hidden units. Rows are
-      // independent, so each group runs its whole sequence with no
-      // synchronization at all (each core keeps all of R in its L2).
+      // split between the threads instead of the hidden units (when that
+      // keeps at least as many threads busy). Rows are independent, so each
+      // group runs its whole sequence with no synchronization at all (each
+      // core keeps all of R in its L2), and a thread that loses its core
+      // delays only its own rows instead of every step of the others.
+      const int64_t max_units = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
       groups_ = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, B_ / 8));
-      const int64_t units =
-          groups_ > 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
+      if (groups_ < max_units) groups_ = 1;
+      const int64_t units = groups_ > 1 ? 1 : max_units;
       unit_j0_.assign(static_cast<size_t>(units + 1), H_);
       for (int64_t u = 0; u < units; ++u) unit_j0_[u] = H_ * u / units / 16 * 16;
       pack_units(spec);
