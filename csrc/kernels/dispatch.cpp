@@ -78,6 +78,7 @@ KernelTable make_table(Isa isa) {
     fill_conv1x1_avx512(t);  // dw-pool
     fill_conv_wino_avx512(t);  // [conv3x3]
     fill_vmath_avx512(t);
+    fill_rnn_avx512(t);  // rnn
   }
 #endif
   return t;

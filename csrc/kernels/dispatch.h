@@ -173,6 +173,18 @@ struct ConvDirectArgs {
 using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // --- end small-cnn ---
 
+// --- rnn: fused recurrent cell math (kernels/avx512/rnn_avx512.cpp) ---
+// LSTM cell, default activations (f = sigmoid, g = h = tanh), for w hidden
+// units of one batch row: gates = [i | o | f | c~] pre-activations (w each,
+// clipped to [-clip, clip] when clip > 0; may be overwritten), c updated in
+// place to f*c + i*tanh(c~), h = o * tanh(c).
+using LstmCellFn = void (*)(float* gates, float* c, float* h, int64_t w, float clip);
+// GRU cell with linear_before_reset, default activations: rg = [z | r | h]
+// recurrent products (h with Rbh), xg = [z | r | h] input products with
+// their biases; z, r = sigmoid(clip(rg + xg)), hh = tanh(clip(xg_h + r*rg_h)),
+// h = (1 - z) hh + z hprev (h may alias hprev).
+using GruCellFn = void (*)(const float* rg, const float* xg, const float* hprev, float* h, int64_t w, float clip);
+// --- end rnn ---
 struct KernelTable {
   Isa isa = Isa::Scalar;
   const char* name = "scalar";
@@ -214,6 +226,10 @@ struct KernelTable {
   // outputs (tile row th covers output rows 4th..4th+3), xi = 6i + l.
   ConvWinoInFn conv_wino43_in = nullptr;
   ConvWinoOutFn conv_wino43_out = nullptr;
+  // --- rnn: null where the ISA has none (the recurrent kernel then makes the separate calls) ---
+  LstmCellFn lstm_cell = nullptr;
+  GruCellFn gru_cell = nullptr;
+  // --- end rnn ---
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -243,6 +259,7 @@ void fill_conv1x1_avx512(KernelTable& t);
 // --- end dw-pool ---
 void fill_conv_wino_avx512(KernelTable& t);  // [conv3x3] both Winograd transforms
 void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh, exp, erf, reduce_max/min, exp_shift_sum
+void fill_rnn_avx512(KernelTable& t);  // rnn: lstm_cell, gru_cell
 #endif
 
 // The table in use for kernels built from now on.

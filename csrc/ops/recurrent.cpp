@@ -21,7 +21,9 @@
 // more batch rows per thread the batch rows are split instead ("batch
 // groups"): each thread runs its rows' whole sequence with all of R and
 // never waits for the other. The other cases run the step as one GEMM plus
-// the gate math by rows.
+// the gate math by rows. In the units path the cell math of a row's slice
+// is one call to the table's fused lstm_cell / gru_cell where the ISA has
+// one (AVX-512) and the activations are the default ones.
 //
 // Threads: the two directions of a bidirectional node run in parallel; with
 // one direction the units (or the GEMMs and the row-split gate math) share
@@ -139,6 +141,17 @@ class RecurrentKernel : public Kernel {
           throw KernelError(cell + ": activation '" + names[i] + "' is not supported");
         }
       }
+
+    // Fused cell math (table_.lstm_cell / gru_cell, where the ISA has it):
+    // the default activations, no peepholes, no coupled input-forget gate.
+    for (int d = 0; d < D_; ++d) {
+      const auto is = [&](int k, Activation::Kind kind) { return acts_[d][k].act.kind == kind; };
+      if (cell_ == Cell::LSTM)
+        fused_[d] = table_.lstm_cell && !has_p_ && !input_forget_ && is(0, Activation::Sigmoid) &&
+                    is(1, Activation::Tanh) && is(2, Activation::Tanh);
+      else if (cell_ == Cell::GRU)
+        fused_[d] = table_.gru_cell && lbr_ && is(0, Activation::Sigmoid) && is(1, Activation::Tanh);
+    }
 
     // The step-unit path (run_units_path): every case but sequence_lens and
     // GRU without linear_before_reset, with constant W and R.
@@ -614,7 +627,10 @@ class RecurrentKernel : public Kernel {
         float* gx = xs + (b - b0) * step_ld;
         const float* hprev = hp + b * H + j0;
         float* hout = hn + b * H + j0;
-        if (cell_ == Cell::LSTM) {
+        if (fused_[d]) {
+          if (cell_ == Cell::LSTM) T.lstm_cell(gx, c + b * H + j0, hout, w, clip);
+          else T.gru_cell(gates + b * GH + cb, gx, hprev, hout, w, clip);
+        } else if (cell_ == Cell::LSTM) {
           float *gi = gx, *go = gx + w, *gf = gx + 2 * w, *gc = gx + 3 * w;
           float* cs = c + b * H + j0;
           if (!Pd && !input_forget_) {
@@ -739,6 +755,7 @@ class RecurrentKernel : public Kernel {
   std::vector<int64_t> unit_j0_;  // unit u: hidden units [unit_j0_[u], unit_j0_[u+1])
   std::vector<std::unique_ptr<PackedB>> ru_packed_[2];
   int64_t groups_ = 1;  // batch groups, one per thread (see the constructor)
+  bool fused_[2] = {false, false};  // per direction: the table's fused cell math (units path)
   int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_h2_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, off_sync_ = 0, dir_floats_ = 0;
 };
 
