@@ -83,6 +83,7 @@ KernelTable make_table(Isa isa) {
     fill_conv_wino_avx512(t);  // [conv3x3]
     fill_vmath_avx512(t);
     fill_pool_avx512(t);  // pool
+    fill_rnn_avx512(t);  // rnn
   }
 #endif
   return t;

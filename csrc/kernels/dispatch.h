@@ -217,6 +217,18 @@ struct Pool2dArgs {
 using Pool2dFn = void (*)(const Pool2dArgs& a);
 // --- end pool ---
 
+// --- rnn: fused recurrent cell math (kernels/avx512/rnn_avx512.cpp) ---
+// LSTM cell, default activations (f = sigmoid, g = h = tanh), for w hidden
+// units of one batch row: gates = [i | o | f | c~] pre-activations (w each,
+// clipped to [-clip, clip] when clip > 0; may be overwritten), c updated in
+// place to f*c + i*tanh(c~), h = o * tanh(c).
+using LstmCellFn = void (*)(float* gates, float* c, float* h, int64_t w, float clip);
+// GRU cell with linear_before_reset, default activations: rg = [z | r | h]
+// recurrent products (h with Rbh), xg = [z | r | h] input products with
+// their biases; z, r = sigmoid(clip(rg + xg)), hh = tanh(clip(xg_h + r*rg_h)),
+// h = (1 - z) hh + z hprev (h may alias hprev).
+using GruCellFn = void (*)(const float* rg, const float* xg, const float* hprev, float* h, int64_t w, float clip);
+// --- end rnn ---
 struct KernelTable {
   Isa isa = Isa::Scalar;
   const char* name = "scalar";
@@ -262,6 +274,10 @@ struct KernelTable {
   // --- pool --- SIMD only (null: the op's own row path)
   Pool2dFn pool2d_f32 = nullptr;
   // --- end pool ---
+  // --- rnn: null where the ISA has none (the recurrent kernel then makes the separate calls) ---
+  LstmCellFn lstm_cell = nullptr;
+  GruCellFn gru_cell = nullptr;
+  // --- end rnn ---
 };
 
 // Fill functions, one per kernel family and ISA. The reference ones set every
@@ -296,6 +312,7 @@ void fill_conv1x1_avx512(KernelTable& t);
 void fill_conv_wino_avx512(KernelTable& t);  // [conv3x3] both Winograd transforms
 void fill_pool_avx512(KernelTable& t);  // pool: kernels/avx512/pool_avx512.cpp
 void fill_vmath_avx512(KernelTable& t);  // sigmoid, tanh, exp, erf, reduce_max/min, exp_shift_sum
+void fill_rnn_avx512(KernelTable& t);  // rnn: lstm_cell, gru_cell
 #endif
 
 // The table in use for kernels built from now on.

@@ -17,8 +17,13 @@
 // of the hidden units, one per thread, each with its own packed slice of R,
 // whose gate columns are adjacent (W, and so xw and the biases, are
 // permuted to match). A unit does its GEMM columns and the cell math of its
-// hidden units; the units of a step meet once through counters. The other
-// cases run the step as one GEMM plus the gate math by rows.
+// hidden units; the units of a step meet once through counters. With 8 or
+// more batch rows per thread the batch rows are split instead ("batch
+// groups"): each thread runs its rows' whole sequence with all of R and
+// never waits for the other. The other cases run the step as one GEMM plus
+// the gate math by rows. In the units path the cell math of a row's slice
+// is one call to the table's fused lstm_cell / gru_cell where the ISA has
+// one (AVX-512) and the activations are the default ones.
 //
 // Threads: the two directions of a bidirectional node run in parallel; with
 // one direction the units (or the GEMMs and the row-split gate math) share
@@ -137,6 +142,17 @@ class RecurrentKernel : public Kernel {
         }
       }
 
+    // Fused cell math (table_.lstm_cell / gru_cell, where the ISA has it):
+    // the default activations, no peepholes, no coupled input-forget gate.
+    for (int d = 0; d < D_; ++d) {
+      const auto is = [&](int k, Activation::Kind kind) { return acts_[d][k].act.kind == kind; };
+      if (cell_ == Cell::LSTM)
+        fused_[d] = table_.lstm_cell && !has_p_ && !input_forget_ && is(0, Activation::Sigmoid) &&
+                    is(1, Activation::Tanh) && is(2, Activation::Tanh);
+      else if (cell_ == Cell::GRU)
+        fused_[d] = table_.gru_cell && lbr_ && is(0, Activation::Sigmoid) && is(1, Activation::Tanh);
+    }
+
     // The step-unit path (run_units_path): every case but sequence_lens and
     // GRU without linear_before_reset, with constant W and R.
     fast_ = !has_lens_ && H_ > 0 && I_ > 0 && spec.input(1).const_data && spec.input(2).const_data &&
@@ -145,7 +161,16 @@ class RecurrentKernel : public Kernel {
       // Units: slices of the hidden units, one per thread. Results do not
       // depend on the split (see run_units_path), so it may follow the
       // thread count. Slices start at multiples of 16 and are at least 16 wide.
-      const int64_t units = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
+      // Batch groups: with 8 or more batch rows per thread, the rows are
+      // split between the threads instead of the hidden units (when that
+      // keeps at least as many threads busy). Rows are independent, so each
+      // group runs its whole sequence with no synchronization at all (each
+      // core keeps all of R in its L2), and a thread that loses its core
+      // delays only its own rows instead of every step of the others.
+      const int64_t max_units = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, H_ / 32));
+      groups_ = std::max<int64_t>(1, std::min<int64_t>(spec.num_threads, B_ / 8));
+      if (groups_ < max_units) groups_ = 1;
+      const int64_t units = groups_ > 1 ? 1 : max_units;
       unit_j0_.assign(static_cast<size_t>(units + 1), H_);
       for (int64_t u = 0; u < units; ++u) unit_j0_[u] = H_ * u / units / 16 * 16;
       pack_units(spec);
@@ -401,7 +426,16 @@ class RecurrentKernel : public Kernel {
     };
 
     if (fast_) {
-      run_units_path(in, d, rev, xw, gates, h, base + off_h2_, c, tmp, rbias, base + off_sync_, pool);
+      auto rows = [&](int64_t b0, int64_t b1, ThreadPool* p) {
+        run_units_path(in, d, rev, b0, b1, xw, gates, h, base + off_h2_, c, tmp, rbias, base + off_sync_, p);
+      };
+      if (groups_ > 1 && pool) {
+        pool->parallel_for(groups_, 1, [&](int64_t g0, int64_t g1) {
+          for (int64_t q = g0; q < g1; ++q) rows(B_ * q / groups_, B_ * (q + 1) / groups_, nullptr);
+        });
+      } else {
+        rows(0, B_, pool);
+      }
       // Final states below read h.
       if (S_ % 2) std::memcpy(h, base + off_h2_, B_ * H * sizeof(float));
     }
@@ -539,45 +573,48 @@ class RecurrentKernel : public Kernel {
   // unit's gate columns (G blocks of its w hidden units, adjacent in the
   // permuted order, R packed per unit), then the cell math for its hidden
   // units of every batch row: h(s) is read whole from one buffer and the
-  // unit's slice of h(s+1) written to the other. With several threads the
-  // units of a step are claimed through per-unit counters once every unit
-  // of step s-1 is done: one wait per step instead of two fork-joins, and
-  // deadlock-free however many threads show up (a thread
-  // only waits for a step whose units have all been taken by threads that
-  // are running them, never while holding an unfinished unit).
+  // unit's slice of h(s+1) written to the other.
+  //
+  // With several threads the units of a step are claimed through per-unit
+  // counters once every unit of step s-1 is done: one wait per step instead
+  // of two fork-joins, and deadlock-free however many threads show up (a
+  // thread only waits for a step whose units have all been taken by threads
+  // that are running them, never while holding an unfinished unit).
+  // Rows [b0, b1) only: batch groups (groups_) run on separate threads.
   // Determinism: each C element of a unit GEMM is reduced in the same order
   // whatever its column position or the GEMM's width (gemm_avx512.cpp,
   // gemm_avx2.cpp), and the cell math is elementwise with lane-independent
   // vector functions, so the result does not depend on the number of units.
-  void run_units_path(const Inputs& in, int d, bool rev, float* xw, float* gates, float* h0buf, float* h1buf,
-                      float* c, float* tmp, const float* rbias, float* sync, ThreadPool* pool) const {
+  void run_units_path(const Inputs& in, int d, bool rev, int64_t b0, int64_t b1, float* xw, float* gates,
+                      float* h0buf, float* h1buf, float* c, float* tmp, const float* rbias, float* sync,
+                      ThreadPool* pool) const {
     const int64_t H = H_, GH = GH_, U = units();
-    const int64_t step_ld = layout_ == 0 ? GH : S_ * GH;
     const GateFn* fn = acts_[d];
     const float* Pd = in.P ? in.P + d * 3 * H : nullptr;
     const float clip = clip_;
     const KernelTable& T = table_;
     float* hb[2] = {h0buf, h1buf};
     ThreadPool* gemm_pool = U == 1 ? pool : nullptr;
+    const int64_t step_ld = layout_ == 0 ? GH : S_ * GH;  // xw rows of one step
     auto unit_step = [&](int64_t s, int64_t u) {
       const int64_t t = rev ? S_ - 1 - s : s;
       const float* hp = hb[s & 1];
       float* hn = hb[(s + 1) & 1];
       const int64_t j0 = unit_j0_[u], w = unit_j0_[u + 1] - j0, cb = G_ * j0;
-      float* xs = xw + x_row(t, 0) * GH + cb;
+      float* xs = xw + x_row(t, b0) * GH + cb;  // the unit's gate columns of row b0
       if (U > 1 && pool) {
         // h(s) was written by the other units' threads: fetch all of it at
         // once rather than line by line as the GEMM's broadcasts reach it.
-        for (int64_t i = 0; i < B_ * H; i += 16) __builtin_prefetch(hp + i, 0, 3);
+        for (int64_t i = b0 * H; i < b1 * H; i += 16) __builtin_prefetch(hp + i, 0, 3);
       }
       GemmArgs g;
-      g.M = B_;
+      g.M = b1 - b0;
       g.N = G_ * w;
       g.K = H;
-      g.A = hp;
+      g.A = hp + b0 * H;
       g.lda = H;
       if (cell_ == Cell::GRU) {  // h Rh^T + Rbh must stay apart from xw's h-gate part
-        g.C = gates + cb;
+        g.C = gates + b0 * GH + cb;
         g.ldc = GH;
         g.bias_col = rbias + cb;
       } else {
@@ -586,11 +623,14 @@ class RecurrentKernel : public Kernel {
         g.beta = 1.f;
       }
       T.sgemm_packed(g, *ru_packed_[d][u], gemm_pool);
-      for (int64_t b = 0; b < B_; ++b) {
-        float* gx = xs + b * step_ld;
+      for (int64_t b = b0; b < b1; ++b) {
+        float* gx = xs + (b - b0) * step_ld;
         const float* hprev = hp + b * H + j0;
         float* hout = hn + b * H + j0;
-        if (cell_ == Cell::LSTM) {
+        if (fused_[d]) {
+          if (cell_ == Cell::LSTM) T.lstm_cell(gx, c + b * H + j0, hout, w, clip);
+          else T.gru_cell(gates + b * GH + cb, gx, hprev, hout, w, clip);
+        } else if (cell_ == Cell::LSTM) {
           float *gi = gx, *go = gx + w, *gf = gx + 2 * w, *gc = gx + 3 * w;
           float* cs = c + b * H + j0;
           if (!Pd && !input_forget_) {
@@ -650,28 +690,35 @@ class RecurrentKernel : public Kernel {
         for (int64_t u = 0; u < U; ++u) unit_step(s, u);
       return;
     }
-    // claimed[u]: steps of unit u taken so far; done: units finished. A
-    // thread takes its own unit first (each slice of R then stays in one
-    // core's L2) and then any other unit of the step nobody has taken.
-    // The counters live in this run's scratch, a cache line each.
+    // claimed[u]: steps of unit u taken so far; done: units finished. The
+    // counters live in this run's scratch, a cache line each.
     auto counter = [sync](int64_t i) { return reinterpret_cast<std::atomic<int64_t>*>(sync + 16 * i); };
     for (int64_t i = 0; i <= U; ++i) new (counter(i)) std::atomic<int64_t>(0);
     std::atomic<int64_t>& done = *counter(U);
+    auto wait_step = [&](int64_t s) {  // until every unit of step s-1 is done
+      for (int spins = 0; done.load(std::memory_order_acquire) < s * U; ++spins) {
+        if (spins < 2000) cpu_relax();
+        else std::this_thread::yield();  // the thread we wait for lost its core
+      }
+    };
+    auto claim = [&](int64_t s, int64_t u) {
+      int64_t expect = s;
+      std::atomic<int64_t>& claimed = *counter(u);
+      return claimed.load(std::memory_order_relaxed) == s &&
+             claimed.compare_exchange_strong(expect, s + 1, std::memory_order_acq_rel);
+    };
+    auto run_unit = [&](int64_t s, int64_t u) {
+      unit_step(s, u);
+      done.fetch_add(1, std::memory_order_release);
+    };
     pool->parallel_for(std::min<int64_t>(pool->size(), U), 1, [&](int64_t t0, int64_t) {
+      // A thread takes its own unit first (its slice of R then stays in one
+      // core's L2), then any other unit of the step nobody has taken.
       for (int64_t s = 0; s < S_; ++s) {
-        for (int spins = 0; done.load(std::memory_order_acquire) < s * U; ++spins) {
-          if (spins < 2000) cpu_relax();
-          else std::this_thread::yield();  // the thread we wait for lost its core
-        }
+        wait_step(s);
         for (int64_t k = 0; k < U; ++k) {
           const int64_t u = (t0 + k) % U;
-          int64_t expect = s;
-          std::atomic<int64_t>& claimed = *counter(u);
-          if (claimed.load(std::memory_order_relaxed) != s ||
-              !claimed.compare_exchange_strong(expect, s + 1, std::memory_order_acq_rel))
-            continue;
-          unit_step(s, u);
-          done.fetch_add(1, std::memory_order_release);
+          if (claim(s, u)) run_unit(s, u);
         }
       }
     });
@@ -707,6 +754,8 @@ class RecurrentKernel : public Kernel {
   bool fast_ = false;
   std::vector<int64_t> unit_j0_;  // unit u: hidden units [unit_j0_[u], unit_j0_[u+1])
   std::vector<std::unique_ptr<PackedB>> ru_packed_[2];
+  int64_t groups_ = 1;  // batch groups, one per thread (see the constructor)
+  bool fused_[2] = {false, false};  // per direction: the table's fused cell math (units path)
   int64_t off_gates_ = 0, off_h_ = 0, off_c_ = 0, off_h2_ = 0, off_tmp_ = 0, off_bias_ = 0, off_rbias_ = 0, off_sync_ = 0, dir_floats_ = 0;
 };
 
