@@ -131,7 +131,13 @@ void ConvTransposedGemm::run_fast(ThreadPool* pool, const GemmArgs& g) const {
   // per thread) allows, and equal (multiples of 12 rows). Any split gives
   // the same bits (see conv_tgemm.h).
   const int64_t max_rows = std::max<int64_t>(48, 1024 * 1024 / std::max<int64_t>(g.K, 1));
-  const int64_t nchunk = (g.M + max_rows - 1) / max_rows;
+  int64_t nchunk = (g.M + max_rows - 1) / max_rows;
+  // Few panels (MobileNetV2's 1x1 layers: 96 outputs = 3 panels) cannot
+  // keep the threads busy: split the rows among them instead (each thread
+  // then packs only its own rows). 576->96 on 14x14 at 2 threads: 156 us
+  // (no faster than 1 thread) -> see BENCHMARKS.md.
+  const int64_t threads = pool->size();
+  if (threads > 1 && (g.N + 31) / 32 < 4 * threads && g.M >= 24 * threads) nchunk = std::max(nchunk, threads);
   const int64_t kRowChunk = round_up((g.M + nchunk - 1) / nchunk, 12);
   const int64_t npanels = (g.N + 31) / 32, chunks = (g.M + kRowChunk - 1) / kRowChunk;
   const double flops = 2.0 * g.M * g.N * g.K;
