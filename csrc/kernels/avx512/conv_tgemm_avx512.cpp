@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "kernels/avx512/transpose_avx512.h"
 #include "kernels/avx512/gemm_avx512_tile.h"
 #include "kernels/conv_tgemm.h"
 #include "kernels/gemm_blocking.h"
@@ -141,35 +142,7 @@ void conv_tgemm_avx512(const ConvTGemmArgs& g, int64_t r0, int64_t r1, int64_t p
   }
 }
 
-namespace {
-
-// r[i] = row i of a 16x16 block -> r[j] = column j.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // 4x4 blocks of 128-bit lanes: within each lane, rows 4q..4q+3 x 4 columns
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-  }
-}
-
-}  // namespace
+using avx512::transpose16;  // kernels/avx512/transpose_avx512.h
 
 void conv_tgemm_transpose_avx512(const float* t, int64_t ldt, int64_t P, int64_t m0, int64_t m1, float* y,
                                  const float* z, const Activation& act) {
