@@ -40,7 +40,8 @@ done
 TESTS=(tests/test_linalg.py tests/test_conv.py tests/test_pool.py tests/test_normalization.py
        tests/test_tensor_ops.py tests/test_shape_ops.py tests/test_fuzz.py tests/test_reliability.py)
 for t in tests/test_elementwise*.py tests/test_activation*.py tests/test_softmax*.py tests/test_gemm*.py \
-         tests/test_vmath*.py tests/test_reduce*.py; do
+         tests/test_vmath*.py tests/test_reduce*.py tests/test_conv_*.py tests/test_pool_*.py tests/test_maxpool*.py \
+         tests/test_recurrent*.py tests/test_fold_affine.py tests/test_session_cost.py tests/test_wire_loader.py; do
   [ -e "$t" ] && TESTS+=("$t")
 done
 if [ $# -gt 0 ]; then
