@@ -131,3 +131,17 @@ def test_depthwise_same_bits_any_thread_count(isa, rng, hw, s):
         so.intra_op_num_threads = threads
         outs.append(pyengine.InferenceSession(data, so).run(None, {"x": x})[0])
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("hw,pads", [((112, 112), [1, 1, 1, 1]), ((67, 101), [0, 1, 1, 0]), ((9, 113), [1, 0, 0, 1]),
+                                     ((30, 66), [0, 0, 0, 0])])
+def test_depthwise_wide_rows_stride_2(isa, rng, hw, pads):
+    """Stride 2 with more than 32 output columns: the AVX-512 kernel's
+    masked loads now take these rows too (the AVX2 kernel copied the plane)."""
+    c = 5
+    x = rng.standard_normal((2, c, *hw)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    model = dw_model(x, wt, b, ACTS["clip"], kernel_shape=[3, 3], strides=[2, 2], pads=pads)
+    for threads in (1, 2):
+        assert_matches_ort(model, {"x": x}, threads=threads, **TOL)

@@ -10,7 +10,7 @@
 // accumulator, taps are added in the reference order (kh, then kw) with one
 // FMA each, and Relu / LeakyRelu / Clip are applied before the store.
 // Small planes of the same size as their input (7x7, 14x14 with pads k/2)
-// take a flat path instead (flat_plane). Rows wider than kMaxWidth, other
+// take a flat path instead (flat_plane). Stride-1 rows wider than kMaxWidth, other
 // strides along W and 3-D windows use the AVX2 kernel.
 #include <immintrin.h>
 
@@ -26,7 +26,7 @@ namespace {
 constexpr int kRows = 8;         // output rows per block (independent accumulators)
 constexpr int64_t kMaxTaps = 64;  // KH * KW with the weights broadcast once per plane
 constexpr int64_t kMaxEntries = 256;  // chunks * KW of the per-call offset/mask table
-constexpr int64_t kMaxWidth = 32;     // output columns; wider rows go to the AVX2 kernel
+constexpr int64_t kMaxWidth = 32;     // output columns; wider stride-1 rows go to the AVX2 kernel
 
 // Stands in for input rows above/below the plane: the column masks keep
 // every load within [0, IW), so IW <= kZeroWidth is enough.
@@ -196,11 +196,13 @@ void conv_dw_plane_f32_avx512(const DwConvArgs& a) {
     return g_fallback(a);
   if (OH <= 0 || OW <= 0) return;
   const int64_t nt = KH * KW;
-  // Measured (MobileNet planes, this Xeon): for rows wider than kMaxWidth
-  // (56, 112) the AVX2 kernel was ~10% faster, the 16-wide rows gaining
-  // nothing there; for 7..28 this file's kernels were 1.3x to 5x faster.
+  // Measured (MobileNet planes, this Xeon): for stride-1 rows wider than
+  // kMaxWidth (56, 112) the AVX2 kernel was ~10% faster, the 16-wide rows
+  // gaining nothing there; for 7..28 this file's kernels were 1.3x to 5x
+  // faster. Stride 2 stays here at any width: 96x112x112/2 446 -> 377 us
+  // (the AVX2 kernel's phase-split copy of the plane costs a pass).
   const bool flat = flat_fits(a) && a.planes >= 4;
-  if (!flat && OW > kMaxWidth) return g_fallback(a);
+  if (!flat && OW > kMaxWidth && S == 1) return g_fallback(a);
   // The tables cost about as much as a few small planes: built once per call.
   if (flat) {
     FlatTable ft;
