@@ -115,3 +115,19 @@ def test_bias_fed_at_run_time(isa, rng):
                        {"x": x, "b": b}, ["y"], {"w": w})
     assert conv_paths(model) == ["winograd_cl"]
     assert_matches_ort(model, {"x": x, "b": b}, **TOL)
+
+
+@pytest.mark.parametrize("n,hw", [(13, 4), (25, 3), (7, 8), (5, 13)])
+def test_batches_grouped(rng, n, hw):
+    """Images are grouped so their tiles share each pass over the weights
+    (12 one-tile images per call, 3 images of four tiles, ...): partial last
+    groups, every ISA's result against onnxruntime, same bits on 1-3 threads."""
+    model, feeds = conv_model(rng, n, 24, hw, hw, 40, act="Relu")
+    assert conv_paths(model) == ["winograd_cl"]
+    for isa in pyengine.available_isas():
+        pyengine.set_isa(isa)
+        try:
+            assert_matches_ort(model, feeds, **TOL)
+        finally:
+            pyengine.set_isa("auto")
+    assert_same_bits_across_threads(model, feeds)

@@ -51,11 +51,12 @@ inline void at(const typename V::reg m[6], typename V::reg r[4], typename V::reg
 // v[t][xi][c] for every tile t and lane block of channels.
 template <class V>
 void input_transform(const WinoClArgs& a) {
-  const int64_t L = V::kLanes, row = (4 * a.TW + 2) * a.Cp;
+  const int64_t L = V::kLanes, row = (4 * a.TW + 2) * a.Cp, T = a.TH * a.TW;
+  for (int64_t img = 0; img < a.images; ++img)
   for (int64_t th = 0; th < a.TH; ++th)
     for (int64_t tw = 0; tw < a.TW; ++tw) {
-      const float* d0 = a.xt + 4 * th * row + 4 * tw * a.Cp;
-      float* v = a.v + (th * a.TW + tw) * 36 * a.Cp;
+      const float* d0 = a.xt + img * a.xt_image + 4 * th * row + 4 * tw * a.Cp;
+      float* v = a.v + (img * T + th * a.TW + tw) * 36 * a.Cp;
       for (int64_t c = 0; c < a.Cp; c += L) {
         typename V::reg t[6][6];  // B^T d: [row i][patch column k]
         for (int k = 0; k < 6; ++k) {
@@ -108,7 +109,7 @@ void product_tile_rest(const WinoClArgs& a, int64_t xi, int64_t t0, int64_t m0, 
 
 template <class V, int MB>
 void product_tiles(const WinoClArgs& a, int64_t xi, int64_t m0) {
-  const int64_t T = a.TH * a.TW;
+  const int64_t T = a.images * a.TH * a.TW;  // the images' tiles side by side: one pass over u for all
   int64_t t = 0;
   for (; t + V::kMaxPB <= T; t += V::kMaxPB) product_block<V, V::kMaxPB, MB>(a, xi, t, m0);
   product_tile_rest<V, MB, V::kMaxPB - 1>(a, xi, t, m0, T - t);
@@ -135,11 +136,12 @@ void product(const WinoClArgs& a) {
 // y[m][oh][ow] = A^T mo A + bias for every tile's 4x4 outputs inside the plane.
 template <class V>
 void output_transform(const WinoClArgs& a) {
-  const int64_t L = V::kLanes, plane = a.OH * a.OW;
+  const int64_t L = V::kLanes, plane = a.OH * a.OW, T = a.TH * a.TW;
   alignas(64) float buf[4][4][V::kLanes];
+  for (int64_t img = 0; img < a.images; ++img)
   for (int64_t th = 0; th < a.TH; ++th)
     for (int64_t tw = 0; tw < a.TW; ++tw) {
-      const float* mo = a.mo + (th * a.TW + tw) * 36 * a.Mp;
+      const float* mo = a.mo + (img * T + th * a.TW + tw) * 36 * a.Mp;
       const int64_t rows = std::min<int64_t>(4, a.OH - 4 * th), cols = std::min<int64_t>(4, a.OW - 4 * tw);
       for (int64_t m = 0; m < a.M; m += L) {
         typename V::reg s[4][6];  // A^T m: [output row][m column]
@@ -156,7 +158,7 @@ void output_transform(const WinoClArgs& a) {
           for (int j = 0; j < 4; ++j) V::store(buf[i][j], out[j]);
         }
         const int64_t nm = std::min(L, a.M - m);
-        float* y = a.y + m * plane + 4 * th * a.OW + 4 * tw;
+        float* y = a.y + img * a.M * plane + m * plane + 4 * th * a.OW + 4 * tw;
         for (int64_t k = 0; k < nm; ++k, y += plane)
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j) y[i * a.OW + j] = buf[i][j][k];

@@ -174,14 +174,16 @@ using ConvDirectFn = void (*)(const ConvDirectArgs& a);
 // --- end small-cnn ---
 
 // --- small-wino: Winograd F(4x4, 3x3), channels in lanes (kernels/conv_wino_cl_impl.h) ---
-// One image of a 3x3 stride-1 convolution on a small plane. Tiles of 4x4
+// `images` images of a 3x3 stride-1 convolution on a small plane. Tiles of 4x4
 // outputs, TH x TW of them; tile (th, tw) reads xt rows 4th..4th+5 and
 // columns 4tw..4tw+5 of the zero-padded, channels-last input
 // xt[(4TH+2) rows][(4TW+2) columns][Cp]. u[xi][c][m] = (G g G^T)[xi] for
 // c < C, m < Mp (zero for m >= M); bias has Mp entries. Writes
 // y[m * OH * OW + oh * OW + ow] = bias[m] + conv for m < M (no activation),
 // using v (T * 36 * Cp floats) and mo (T * 36 * Mp floats) as work space.
-// Cp and Mp are multiples of 16.
+// Cp and Mp are multiples of 16. Image i reads xt + i * xt_image and writes
+// y + i * M * OH * OW; T counts the tiles of all images (their products
+// share each pass over u).
 struct WinoClArgs {
   const float* xt = nullptr;
   const float* u = nullptr;
@@ -190,6 +192,7 @@ struct WinoClArgs {
   float* mo = nullptr;
   float* y = nullptr;
   int64_t TH = 0, TW = 0, C = 0, Cp = 0, M = 0, Mp = 0, OH = 0, OW = 0;
+  int64_t images = 1, xt_image = 0;
 };
 using ConvWinoClFn = void (*)(const WinoClArgs& a);
 // --- end small-wino ---

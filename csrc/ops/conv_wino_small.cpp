@@ -32,6 +32,9 @@ namespace {
 constexpr int64_t kMaxTiles = 16;
 constexpr int64_t kMaxU = 300 * 1024;
 constexpr int64_t kMinChannels = 8;
+// Tiles per call when a batch is grouped (two blocks of the AVX-512 product's
+// 6 tiles): one pass over u serves that many tiles.
+constexpr int64_t kGroupTiles = 12;
 // Least work per thread chunk (multiply-adds of the products), so a batch-1
 // layer runs on the caller.
 constexpr int64_t kInlineMacs = 256 * 1024;
@@ -56,9 +59,13 @@ class WinoSmallConvKernel : public Kernel {
     XH_ = 4 * TH_ + 2;
     XW_ = 4 * TW_ + 2;
     const int64_t T = TH_ * TW_;
-    slot_ = round_up(XH_ * XW_ * Cp_, 16) + T * 36 * (Cp_ + Mp_);
+    // Images per call: their tiles share each pass over u (a one-tile 4x4
+    // plane otherwise reads all of u, 590 KB for 64->64, per image).
+    G_ = std::max<int64_t>(1, std::min(N_, (kGroupTiles + T - 1) / T));
+    xt_image_ = round_up(XH_ * XW_ * Cp_, 16);
+    slot_ = G_ * (xt_image_ + T * 36 * (Cp_ + Mp_));
     threads_ = std::max(1, spec.num_threads);
-    macs_ = T * 36 * C_ * Mp_;
+    macs_ = G_ * T * 36 * C_ * Mp_;
     has_bias_ = spec.has_input(2);
     act_ = fused_activation(spec);
     // u[xi][c][m] = (G g G^T)[xi], in double and rounded once (as the planar
@@ -92,34 +99,42 @@ class WinoSmallConvKernel : public Kernel {
     if (N_ == 0) return;
     const float* B = padded_bias(io, has_bias_, M_, Mp_);
     float* scratch = static_cast<float*>(io.scratch) + Mp_;
+    const int64_t groups = (N_ + G_ - 1) / G_;
     const int64_t grain = std::max<int64_t>(1, kInlineMacs / std::max<int64_t>(1, macs_));
-    io.pool->parallel_for(N_, grain, [&](int64_t n0, int64_t n1) {
+    io.pool->parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
       float* buf = scratch + ThreadPool::thread_index() * slot_;
-      for (int64_t n = n0; n < n1; ++n) image(X + n * C_ * IH_ * IW_, B, Y + n * M_ * OH_ * OW_, buf);
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t n0 = g * G_, count = std::min(G_, N_ - n0);
+        images(X + n0 * C_ * IH_ * IW_, count, B, Y + n0 * M_ * OH_ * OW_, buf);
+      }
     });
   }
 
  private:
-  void image(const float* x, const float* bias, float* y, float* buf) const {
-    float* xt = buf;
-    const int64_t xt_size = round_up(XH_ * XW_ * Cp_, 16);
-    // Zero-padded channels-last copy: rows/columns past the input (padding,
+  // `count` consecutive images from x into y, through buf (one slot).
+  void images(const float* x, int64_t count, const float* bias, float* y, float* buf) const {
+    // Zero-padded channels-last copies: rows/columns past the input (padding,
     // the last tiles' overhang) and channels C..Cp stay zero.
-    std::fill(xt, xt + xt_size, 0.f);
+    std::fill(buf, buf + count * xt_image_, 0.f);
     const int64_t top = win_.pb[1], left = win_.pb[2];
-    for (int64_t c = 0; c < C_; ++c) {
-      const float* xc = x + c * IH_ * IW_;
-      for (int64_t h = 0; h < IH_; ++h) {
-        float* row = xt + ((h + top) * XW_ + left) * Cp_ + c;
-        for (int64_t w = 0; w < IW_; ++w) row[w * Cp_] = xc[h * IW_ + w];
+    for (int64_t i = 0; i < count; ++i) {
+      float* xt = buf + i * xt_image_;
+      for (int64_t c = 0; c < C_; ++c) {
+        const float* xc = x + (i * C_ + c) * IH_ * IW_;
+        for (int64_t h = 0; h < IH_; ++h) {
+          float* row = xt + ((h + top) * XW_ + left) * Cp_ + c;
+          for (int64_t w = 0; w < IW_; ++w) row[w * Cp_] = xc[h * IW_ + w];
+        }
       }
     }
     WinoClArgs a;
-    a.xt = xt;
+    a.xt = buf;
+    a.xt_image = xt_image_;
+    a.images = count;
     a.u = u_.data();
     a.bias = bias;
-    a.v = xt + xt_size;
-    a.mo = a.v + TH_ * TW_ * 36 * Cp_;
+    a.v = buf + count * xt_image_;
+    a.mo = a.v + count * TH_ * TW_ * 36 * Cp_;
     a.y = y;
     a.TH = TH_;
     a.TW = TW_;
@@ -130,13 +145,13 @@ class WinoSmallConvKernel : public Kernel {
     a.OH = OH_;
     a.OW = OW_;
     table_.conv_wino_cl(a);
-    if (act_.kind != Activation::None) table_.activation(y, y, M_ * OH_ * OW_, act_);
+    if (act_.kind != Activation::None) table_.activation(y, y, count * M_ * OH_ * OW_, act_);
   }
 
   const KernelTable& table_;
   Window3 win_;
   int64_t N_ = 0, C_ = 0, M_ = 0, IH_ = 0, IW_ = 0, OH_ = 0, OW_ = 0, TH_ = 0, TW_ = 0;
-  int64_t Cp_ = 0, Mp_ = 0, XH_ = 0, XW_ = 0, slot_ = 0, macs_ = 0;
+  int64_t Cp_ = 0, Mp_ = 0, XH_ = 0, XW_ = 0, slot_ = 0, macs_ = 0, G_ = 1, xt_image_ = 0;
   int threads_ = 1;
   bool has_bias_ = false;
   std::vector<float> u_;
