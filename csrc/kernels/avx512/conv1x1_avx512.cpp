@@ -7,25 +7,16 @@
 // order, the activation is applied before the (masked at the tail) store.
 #include <immintrin.h>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
 
 namespace {
 
-inline __mmask16 lanes(int64_t n) {
-  return n <= 0 ? 0 : n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-}
+using avx512::activate;
+using avx512::lanes;
 
-inline __m512 activate(__m512 v, const Activation& a, __m512 p0, __m512 p1) {
-  switch (a.kind) {
-    case Activation::Relu: return _mm512_max_ps(_mm512_setzero_ps(), v);  // NaN passes through
-    case Activation::Clip: return _mm512_min_ps(p1, _mm512_max_ps(p0, v));
-    case Activation::LeakyRelu:
-      return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, p0);
-    default: return v;
-  }
-}
 
 // MR output channels [m0, m0 + MR) x 32 pixels from p (k0/k1: the pixels' lanes).
 template <int MR>

@@ -4,7 +4,7 @@
 // transposed in 16x16 register tiles.
 #include <immintrin.h>
 
-#include "kernels/avx512/transpose_avx512.h"
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/conv_direct_impl.h"
 
 namespace pyengine {
@@ -26,7 +26,7 @@ struct Avx512 {
   }
   static constexpr bool kTile16 = true;
   static void transpose16(const float* src, int64_t src_ld, float* dst, int64_t dst_ld) {
-    avx512::transpose16(src, src_ld, dst, dst_ld);  // kernels/avx512/transpose_avx512.h
+    avx512::transpose16(src, src_ld, dst, dst_ld);  // kernels/avx512/simd_avx512.h
   }
 };
 }  // namespace

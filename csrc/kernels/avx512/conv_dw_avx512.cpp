@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
@@ -35,26 +36,11 @@ alignas(64) const float kZeroRow[kZeroWidth] = {};
 
 ConvDwPlaneFn g_fallback = nullptr;  // the AVX2 kernel, set by fill_conv_avx512
 
-// Lanes [0, n) for n in (-inf, 16] (<= 0: none).
-inline __mmask16 lanes(int64_t n) {
-  return n <= 0 ? 0 : n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-}
+using avx512::activate;
+using avx512::lanes;
 
 // Lanes of 16 consecutive columns starting at `col` inside [0, iw).
-inline __mmask16 cols_in(int64_t col, int64_t iw) {
-  const int64_t lo = std::max<int64_t>(0, -col), hi = std::min<int64_t>(16, iw - col);
-  return hi <= lo ? 0 : static_cast<__mmask16>(lanes(hi) & ~lanes(lo));
-}
-
-inline __m512 activate(__m512 v, const Activation& a, __m512 p0, __m512 p1) {
-  switch (a.kind) {
-    case Activation::Relu: return _mm512_max_ps(_mm512_setzero_ps(), v);  // NaN passes through
-    case Activation::Clip: return _mm512_min_ps(p1, _mm512_max_ps(p0, v));
-    case Activation::LeakyRelu:
-      return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, p0);
-    default: return v;
-  }
-}
+inline __mmask16 cols_in(int64_t col, int64_t iw) { return avx512::lanes_between(-col, iw - col); }
 
 // Per plane: for chunk c (output columns 16c..16c+15) and tap column kw, the
 // first input column read (relative to the row start) and the load masks.

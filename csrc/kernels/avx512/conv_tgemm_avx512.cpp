@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "kernels/avx512/transpose_avx512.h"
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/avx512/gemm_avx512_tile.h"
 #include "kernels/conv_tgemm.h"
 #include "kernels/gemm_blocking.h"
@@ -142,7 +142,7 @@ void conv_tgemm_avx512(const ConvTGemmArgs& g, int64_t r0, int64_t r1, int64_t p
   }
 }
 
-using avx512::transpose16;  // kernels/avx512/transpose_avx512.h
+using avx512::transpose16;  // kernels/avx512/simd_avx512.h
 
 void conv_tgemm_transpose_avx512(const float* t, int64_t ldt, int64_t P, int64_t m0, int64_t m1, float* y,
                                  const float* z, const Activation& act) {

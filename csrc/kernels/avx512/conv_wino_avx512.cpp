@@ -11,16 +11,15 @@
 
 #include <algorithm>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/conv_wino_impl.h"
 
 namespace pyengine {
 
 namespace {
 
-inline __mmask16 lanes_below(int64_t n) {  // lanes [0, n) for n in any range
-  return n <= 0 ? 0 : n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-}
-inline __mmask16 lanes_between(int64_t lo, int64_t hi) { return lanes_below(hi) & ~lanes_below(lo); }
+using avx512::lanes_between;
+constexpr auto lanes_below = avx512::lanes;  // lanes [0, n), n in any range
 
 // --- F(2x2, 3x3), 16 tiles per vector (see conv_wino_impl.h for the math) ---
 

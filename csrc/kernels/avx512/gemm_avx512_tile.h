@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
@@ -38,10 +39,7 @@ struct TileEpilogue {
 };
 
 // Lanes [0, n) on, n clamped to 0..16.
-inline __mmask16 lane_mask(int n) {
-  n = std::clamp(n, 0, 16);
-  return static_cast<__mmask16>((1u << n) - 1u);
-}
+inline __mmask16 lane_mask(int n) { return avx512::lanes(n); }
 
 inline bool act_in_register(const Activation& a) {
   return a.kind == Activation::None || a.kind == Activation::Relu || a.kind == Activation::LeakyRelu ||

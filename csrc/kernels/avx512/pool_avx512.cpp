@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
@@ -29,13 +30,7 @@ namespace pyengine {
 namespace {
 
 // Lanes l of a 16-column vector starting at column c with 0 <= c + l < n.
-inline __mmask16 col_mask(int64_t c, int64_t n) {
-  const int64_t lo = c < 0 ? -c : 0;
-  const int64_t hi = std::min<int64_t>(16, n - c);
-  if (hi <= lo) return 0;
-  const uint32_t m = (hi >= 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u);
-  return static_cast<__mmask16>(m);
-}
+inline __mmask16 col_mask(int64_t c, int64_t n) { return avx512::lanes_between(-c, n - c); }
 
 // Rows r0 .. r1-1 (r1 > r0) of the plane reduced at columns [c, c + 16).
 template <bool kAvg>

@@ -14,6 +14,7 @@
 // onnxruntime through the recurrent tests.
 #include <immintrin.h>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
@@ -52,9 +53,7 @@ inline __m512 clip512(__m512 x, float c) {
   return c > 0.f ? _mm512_min_ps(_mm512_max_ps(x, set1(-c)), set1(c)) : x;
 }
 
-inline __mmask16 lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
+using avx512::lanes;
 
 void lstm_cell_avx512(float* g, float* c, float* h, int64_t w, float clip) {
   for (int64_t j = 0; j < w; j += 16) {

@@ -4,13 +4,14 @@
 // IEEE operations: the results are the same bits as the AVX2/scalar ones.
 #include <immintrin.h>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
 
 namespace {
 
-inline __mmask16 tail(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }  // n in 1..15
+constexpr auto tail = avx512::lanes;
 
 #define PYENGINE_AVX512_BINARY(NAME, VOP)                                                         \
   void NAME##_avx512(const float* a, const float* b, float* y, int64_t n) {                       \

@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
 
 namespace pyengine {
@@ -142,7 +143,7 @@ void activation_avx512(const float* x, float* y, int64_t n, const Activation& a)
 }
 void erf_avx512(const float* x, float* y, int64_t n) { map512(x, y, n, erf512); }
 
-inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
+
 
 // Max/min propagate NaN (any NaN in the row gives NaN), as the reference
 // does; the masked tail loads the identity (-inf / +inf) in unused lanes.
@@ -159,7 +160,7 @@ float reduce_ext_avx512(const float* x, int64_t n) {
     a1 = MAX ? _mm512_max_ps(a1, v1) : _mm512_min_ps(a1, v1);
   }
   for (; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 m = avx512::lanes(n - i);
     const __m512 v = _mm512_mask_loadu_ps(init, m, x + i);
     nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     a0 = MAX ? _mm512_max_ps(a0, v) : _mm512_min_ps(a0, v);
@@ -182,7 +183,7 @@ float reduce_add_avx512(const float* x, int64_t n) {
     a3 = acc(a3, _mm512_loadu_ps(x + i + 48));
   }
   for (; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 m = avx512::lanes(n - i);
     a0 = acc(a0, _mm512_maskz_loadu_ps(m, x + i));
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
@@ -201,7 +202,7 @@ float exp_shift_sum_avx512(const float* x, float shift, float* y, int64_t n) {
     a1 = _mm512_add_ps(a1, e1);
   }
   for (; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __mmask16 m = avx512::lanes(n - i);
     const __m512 e = exp512n(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
     _mm512_mask_storeu_ps(y + i, m, e);
     a0 = _mm512_mask_add_ps(a0, m, a0, e);
