@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/dispatch.h"
+#include "kernels/static_count.h"
 
 namespace pyengine {
 namespace conv_direct_detail {
@@ -54,19 +55,11 @@ void channels(const ConvDirectArgs& a, int64_t m) {
     if (rest == 3) block<V, CB, 3>(a, m, q);
 }
 
-template <class V, int CB>
-void channels_rest(const ConvDirectArgs& a, int64_t m, int64_t n) {
-  if constexpr (CB > 0) {
-    if (n == CB) return channels<V, CB>(a, m);
-    channels_rest<V, CB - 1>(a, m, n);
-  }
-}
-
 template <class V>
 void conv_direct(const ConvDirectArgs& a) {
   int64_t m = a.m0;
   for (; m + V::kMaxCB <= a.m1; m += V::kMaxCB) channels<V, V::kMaxCB>(a, m);
-  if (m < a.m1) channels_rest<V, V::kMaxCB - 1>(a, m, a.m1 - m);
+  with_static_count<V::kMaxCB - 1>(a.m1 - m, [&](auto cb) { channels<V, decltype(cb)::value>(a, m); });
 }
 
 // --- channels in lanes (conv_direct_cl) ---
@@ -106,14 +99,6 @@ void cl_block(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t c0, int64_t
     for (int v = 0; v < MB; ++v) V::store(a.y + (p + i) * a.y_ld + m + v * V::kLanes, acc[i][v]);
 }
 
-template <class V, int MB, int PB>
-void cl_positions_rest(const ConvDirectArgs& a, int64_t m, int64_t p, int64_t n, int64_t c0, int64_t c1) {
-  if constexpr (PB > 0) {
-    if (n == PB) return cl_block<V, MB, PB>(a, m, p, c0, c1);
-    cl_positions_rest<V, MB, PB - 1>(a, m, p, n, c0, c1);
-  }
-}
-
 template <class V, int MB>
 void cl_positions(const ConvDirectArgs& a, int64_t m) {
   const int64_t chunk = std::max<int64_t>(1, kClChunkFloats / (a.T * MB * V::kLanes));
@@ -121,15 +106,7 @@ void cl_positions(const ConvDirectArgs& a, int64_t m) {
     const int64_t c1 = std::min(a.C, c0 + chunk);
     int64_t p = a.p0;
     for (; p + V::kMaxPB <= a.p1; p += V::kMaxPB) cl_block<V, MB, V::kMaxPB>(a, m, p, c0, c1);
-    if (p < a.p1) cl_positions_rest<V, MB, V::kMaxPB - 1>(a, m, p, a.p1 - p, c0, c1);
-  }
-}
-
-template <class V, int MB>
-void cl_channels_rest(const ConvDirectArgs& a, int64_t m, int64_t nvec) {
-  if constexpr (MB > 0) {
-    if (nvec == MB) return cl_positions<V, MB>(a, m);
-    cl_channels_rest<V, MB - 1>(a, m, nvec);
+    with_static_count<V::kMaxPB - 1>(a.p1 - p, [&](auto pb) { cl_block<V, MB, decltype(pb)::value>(a, m, p, c0, c1); });
   }
 }
 
@@ -162,7 +139,7 @@ void conv_direct_cl(const ConvDirectArgs& a) {
   const int64_t end = (a.m1 + V::kLanes - 1) / V::kLanes * V::kLanes;
   int64_t m = a.m0;
   for (; m + step <= end; m += step) cl_positions<V, V::kMaxMB>(a, m);
-  if (m < end) cl_channels_rest<V, V::kMaxMB - 1>(a, m, (end - m) / V::kLanes);
+  with_static_count<V::kMaxMB - 1>((end - m) / V::kLanes, [&](auto mb) { cl_positions<V, decltype(mb)::value>(a, m); });
   if (a.out) cl_transpose<V>(a);
 }
 

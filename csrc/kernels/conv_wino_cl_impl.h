@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "kernels/dispatch.h"
+#include "kernels/static_count.h"
 
 namespace pyengine {
 namespace wino_cl_detail {
@@ -98,29 +99,13 @@ void product_block(const WinoClArgs& a, int64_t xi, int64_t t0, int64_t m0) {
     for (int j = 0; j < MB; ++j) V::store(mo + p * 36 * a.Mp + j * V::kLanes, acc[p][j]);
 }
 
-// The last n < kMaxPB tiles (n = 0: nothing), each count its own block.
-template <class V, int MB, int PB>
-void product_tile_rest(const WinoClArgs& a, int64_t xi, int64_t t0, int64_t m0, int64_t n) {
-  if constexpr (PB > 0) {
-    if (n == PB) return product_block<V, PB, MB>(a, xi, t0, m0);
-    product_tile_rest<V, MB, PB - 1>(a, xi, t0, m0, n);
-  }
-}
-
 template <class V, int MB>
 void product_tiles(const WinoClArgs& a, int64_t xi, int64_t m0) {
   const int64_t T = a.images * a.TH * a.TW;  // the images' tiles side by side: one pass over u for all
   int64_t t = 0;
   for (; t + V::kMaxPB <= T; t += V::kMaxPB) product_block<V, V::kMaxPB, MB>(a, xi, t, m0);
-  product_tile_rest<V, MB, V::kMaxPB - 1>(a, xi, t, m0, T - t);
-}
-
-template <class V, int MB>
-void product_vec_rest(const WinoClArgs& a, int64_t xi, int64_t m0, int64_t n) {
-  if constexpr (MB > 0) {
-    if (n == MB) return product_tiles<V, MB>(a, xi, m0);
-    product_vec_rest<V, MB - 1>(a, xi, m0, n);
-  }
+  // the last T - t < kMaxPB tiles, each count its own block
+  with_static_count<V::kMaxPB - 1>(T - t, [&](auto pb) { product_block<V, decltype(pb)::value, MB>(a, xi, t, m0); });
 }
 
 template <class V>
@@ -129,7 +114,7 @@ void product(const WinoClArgs& a) {
   for (int64_t xi = 0; xi < 36; ++xi) {
     int64_t j = 0;
     for (; j + V::kMaxMB <= nv; j += V::kMaxMB) product_tiles<V, V::kMaxMB>(a, xi, j * V::kLanes);
-    product_vec_rest<V, V::kMaxMB - 1>(a, xi, j * V::kLanes, nv - j);
+    with_static_count<V::kMaxMB - 1>(nv - j, [&](auto mb) { product_tiles<V, decltype(mb)::value>(a, xi, j * V::kLanes); });
   }
 }
 
