@@ -32,12 +32,7 @@ def _profile(make_session, feeds, warmup, runs, prefix):
     for _ in range(runs):
         sess.run(None, feeds)
     from pyengine.runtime import profiling
-    events = sorted(profiling.load(sess.end_profiling()), key=lambda e: e["ts"])
-    # drop the warm-up runs (and their nodes): keep what starts at the
-    # (warmup+1)-th model_run
-    run_starts = [e["ts"] for e in events if e.get("name") == "model_run"]
-    cut = run_starts[warmup] if len(run_starts) > warmup else 0
-    return [e for e in events if e["ts"] >= cut]
+    return profiling.drop_first_runs(profiling.load(sess.end_profiling()), warmup)
 
 
 def main(argv=None):

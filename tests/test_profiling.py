@@ -112,3 +112,13 @@ def test_summarize_adds_up():
     assert s["runs"] == 1 and s["run_us"] == 10.0
     assert s["ops"] == [("Conv", 11.0, 3), ("Relu", 1.0, 1)]
     assert s["nodes"][0] == ("a", "Conv", 6.0, 2)
+
+
+def test_drop_first_runs():
+    ev = [{"cat": "Session", "name": "model_run", "dur": 5.0, "ts": t} for t in (0, 10, 20)]
+    ev += [{"cat": "Node", "name": "a_kernel_time", "dur": 1.0, "ts": t + 1, "args": {"op_name": "Relu"}}
+           for t in (0, 10, 20)]
+    kept = profiling.drop_first_runs(ev, 2)
+    assert [e["ts"] for e in kept] == [20, 21]
+    assert len(profiling.drop_first_runs(ev, 0)) == 6
+    assert len(profiling.drop_first_runs(ev, 3)) == 6  # not that many runs: everything

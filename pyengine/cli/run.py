@@ -87,10 +87,7 @@ def print_profile(sess, feeds: dict, runs: int, keep: str | None, style) -> None
     for _ in range(runs):
         sess.run(None, feeds)
     path = sess.end_profiling()
-    events = sorted(profiling.load(path), key=lambda e: e["ts"])
-    # the first run (cold caches, first-touch of the arena) is not counted
-    starts = [e["ts"] for e in events if e["name"] == "model_run"]
-    events = [e for e in events if len(starts) < 2 or e["ts"] >= starts[1]]
+    events = profiling.drop_first_runs(profiling.load(path), 1)  # the run above, before profiling mattered
     if keep:
         shutil.move(path, keep)
     else:

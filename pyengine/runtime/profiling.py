@@ -62,6 +62,16 @@ def load(path: str) -> list:
         return json.load(f)
 
 
+def drop_first_runs(events: list, n: int) -> list:
+    """The events from the (n+1)-th model_run on, by start time (warm-up runs
+    out: cold caches, first touch of the arena)."""
+    events = sorted(events, key=lambda e: e["ts"])
+    starts = [e["ts"] for e in events if e.get("name") == "model_run"]
+    if n <= 0 or len(starts) <= n:
+        return events
+    return [e for e in events if e["ts"] >= starts[n]]
+
+
 def summarize(events: list) -> dict:
     """{"runs": n, "run_us": total, "nodes": [(name, op, total us, calls)],
     "ops": [(op, total us, calls)]}, nodes and ops by decreasing time."""
