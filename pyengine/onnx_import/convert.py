@@ -112,7 +112,9 @@ def to_graph(model: onnx.ModelProto, arrays: Optional[dict] = None) -> Graph:
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         infos[vi.name] = value_info(vi)
     for name, arr in constants.items():
-        infos[name] = TensorInfo.of(arr)
+        # type and shape only: the value lives in `constants` (an info holding
+        # it would keep a weight alive after the passes replace or free it)
+        infos[name] = TensorInfo(arr.dtype, tuple(arr.shape))
     inputs = [vi.name for vi in g.input if vi.name not in constants]
     for vi in list(g.input) + list(g.output):
         elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0

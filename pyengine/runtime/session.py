@@ -115,7 +115,11 @@ class _FileSource:
 
     def __init__(self, path: str, stat):
         self.path = path
-        self.signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        self.signature = self._signature(stat)
+
+    @staticmethod
+    def _signature(st) -> tuple:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
     @staticmethod
     def of(source):
@@ -134,7 +138,7 @@ class _FileSource:
             raise InvalidModelError(f"model file {self.path} is gone ({e.strerror}); its weights were freed "
                                     "after packing, so this session cannot compile a plan for a new input "
                                     "shape: create a new session") from None
-        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.signature:
+        if self._signature(st) != self.signature:
             raise InvalidModelError(f"model file {self.path} changed since the session was created; its weights "
                                     "were freed after packing, so this session cannot compile a plan for a new "
                                     "input shape: create a new session")
@@ -204,17 +208,11 @@ class InferenceSession:
         del model
         check_supported(graph)
         if first:
-            # declared types and shapes only: infos of initializers carry their
-            # arrays, which must not outlive the passes that replace them
-            self._declared = {k: TensorInfo(v.dtype, v.shape) for k, v in graph.infos.items()}
+            self._declared = dict(graph.infos)
             self._input_names = list(graph.inputs)
             self._output_names = list(graph.outputs)
         optimized = passes.optimize(graph, int(self._options.graph_optimization_level))
         del graph  # constants replaced by the passes (folded BatchNorm weights...) are freed here
-        # Infos keep types and shapes; values live in `constants` only (an
-        # info of a folded-away weight would keep its array alive).
-        optimized.infos = {k: TensorInfo(v.dtype, v.shape) if v.value is not None else v
-                           for k, v in optimized.infos.items()}
         _align_constants(optimized)
         return optimized
 
