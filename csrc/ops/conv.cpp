@@ -40,6 +40,7 @@
 #include "ops/conv_direct.h"  // small-cnn
 #include "ops/conv_transposed_gemm.h"  // smallconv
 #include "ops/conv_wino_small.h"  // small-wino
+#include "ops/winograd_filter.h"
 #include "ops/conv_window.h"
 
 namespace pyengine {
@@ -456,30 +457,20 @@ class ConvKernel : public Kernel {
     upb_ = (units_total + wino_blocks_ - 1) / wino_blocks_;  // the largest block
     Tb_ = upb_ * TW_;
     wino_stride_ = round_up(nxi_ * (C_ + M_) * Tb_, 16);
-    // U[xi][m][c] = (G g G^T)[xi] (in double, rounded once)
-    static const double G2[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
-    static const double G4[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
-                                    {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
-    const double(*G)[3] = e == 4 ? G4 : G2;
+    // U[xi][m][c] = (G g G^T)[xi] (ops/winograd_filter.h)
     const float* w = static_cast<const float*>(wt.const_data);
-    U_.assign(static_cast<size_t>(nxi_ * M_ * C_), 0.f);
+    std::vector<float> U(static_cast<size_t>(nxi_ * M_ * C_));
+    float u[36];
     for (int64_t m = 0; m < M_; ++m)
       for (int64_t c = 0; c < C_; ++c) {
-        const float* g = w + (m * C_ + c) * 9;
-        double tg[6][3];  // G g
-        for (int64_t i = 0; i < al; ++i)
-          for (int k = 0; k < 3; ++k) tg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-        for (int64_t i = 0; i < al; ++i)
-          for (int64_t j = 0; j < al; ++j)
-            U_[static_cast<size_t>(((al * i + j) * M_ + m) * C_ + c)] =
-                static_cast<float>(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
+        winograd_filter(w + (m * C_ + c) * 9, static_cast<int>(e), u);
+        for (int64_t xi = 0; xi < nxi_; ++xi) U[static_cast<size_t>((xi * M_ + m) * C_ + c)] = u[xi];
       }
     packed_u_.resize(static_cast<size_t>(nxi_));  // the GEMMs' constant A operands
-    for (int64_t xi = 0; xi < nxi_; ++xi) table_.pack_a(U_.data() + xi * M_ * C_, C_, false, M_, C_, &packed_u_[xi]);
-    // Only the packed form is kept: U is 16/9 (F(2x2)) or 4 (F(4x4)) times the
-    // weights' size, too much to hold twice. The GEMMs get no plain A and so
-    // never take their matrix-vector shortcuts (which would read it).
-    std::vector<float>().swap(U_);
+    for (int64_t xi = 0; xi < nxi_; ++xi) table_.pack_a(U.data() + xi * M_ * C_, C_, false, M_, C_, &packed_u_[xi]);
+    // Only the packed form is kept (U is a local): U is 16/9 (F(2x2)) or 4
+    // (F(4x4)) times the weights' size, too much to hold twice. The GEMMs get
+    // no plain A and so never take their matrix-vector shortcuts (which would read it).
   }
 
   void run_winograd(const KernelIO& io, const float* X, const float* B, const float* Z, float* Y) {
@@ -649,8 +640,7 @@ class ConvKernel : public Kernel {
   bool wino_ = false;
   int64_t wino_e_ = 2, nxi_ = 16;  // output tile size (F(e x e, 3x3)), transformed values per tile
   int64_t TH_ = 0, TW_ = 0, upb_ = 1, Tb_ = 0, wino_blocks_ = 0, wino_stride_ = 0;
-  std::vector<float> U_;  // transformed weights [nxi][M][C], freed once packed
-  std::vector<PackedA> packed_u_;  // U_[xi] packed as the GEMMs' A
+  std::vector<PackedA> packed_u_;  // U[xi] ([M][C]) packed as the GEMMs' A
   std::vector<PackedA> packed_w_;  // constant weights packed per group (empty: packed per call)
   int threads_ = 1;
   bool has_bias_ = false, depthwise_ = false, pointwise_ = false, whole_ = false;

@@ -21,6 +21,7 @@
 
 #include "ops/common.h"
 #include "ops/conv_window.h"
+#include "ops/winograd_filter.h"
 
 namespace pyengine {
 
@@ -68,22 +69,14 @@ class WinoSmallConvKernel : public Kernel {
     macs_ = G_ * T * 36 * C_ * Mp_;
     has_bias_ = spec.has_input(2);
     act_ = fused_activation(spec);
-    // u[xi][c][m] = (G g G^T)[xi], in double and rounded once (as the planar
-    // Winograd in conv.cpp does).
-    static const double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
-                                   {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    // u[xi][c][m] = (G g G^T)[xi] (ops/winograd_filter.h, as the planar Winograd)
     const float* wt = static_cast<const float*>(spec.input(1).const_data);
     u_.assign(static_cast<size_t>(36 * C_ * Mp_), 0.f);
+    float u[36];
     for (int64_t m = 0; m < M_; ++m)
       for (int64_t c = 0; c < C_; ++c) {
-        const float* g = wt + (m * C_ + c) * 9;
-        double tg[6][3];  // G g
-        for (int i = 0; i < 6; ++i)
-          for (int k = 0; k < 3; ++k) tg[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 6; ++j)
-            u_[static_cast<size_t>(((6 * i + j) * C_ + c) * Mp_ + m)] =
-                static_cast<float>(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
+        winograd_filter(wt + (m * C_ + c) * 9, 4, u);
+        for (int xi = 0; xi < 36; ++xi) u_[static_cast<size_t>((xi * C_ + c) * Mp_ + m)] = u[xi];
       }
   }
 
