@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/avx512/simd_avx512.h"
 #include "kernels/dispatch.h"
@@ -231,6 +232,21 @@ void pool_plane_pairs(const Pool2dArgs& a, const float* x, float* y, __mmask16 m
   }
 }
 
+// body(x, y, avg) for every plane, avg as a compile-time bool (true_type:
+// AveragePool), the next plane prefetched while this one is pooled.
+template <class F>
+void each_plane(const Pool2dArgs& a, F body) {
+  for (int64_t p = 0; p < a.planes; ++p) {
+    const float* x = a.x + p * a.x_stride;
+    float* y = a.y + p * a.y_stride;
+    if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
+    if (a.avg)
+      body(x, y, std::true_type{});
+    else
+      body(x, y, std::false_type{});
+  }
+}
+
 void pool2d_f32_avx512(const Pool2dArgs& a) {
   // shift[j]: lanes j .. j+15 of the 32-lane pair (cur, next); deint: even, odd lanes.
   alignas(64) int32_t idx[18][16];
@@ -254,15 +270,9 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
     __m512i taps[16];
     for (int64_t j = 0; j < a.kw; ++j) taps[j] = _mm512_load_si512(ti[j]);
     const __mmask16 m = col_mask(-a.pw, a.iw);
-    for (int64_t p = 0; p < a.planes; ++p) {
-      const float* x = a.x + p * a.x_stride;
-      float* y = a.y + p * a.y_stride;
-      if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
-      if (a.avg)
-        pool_plane_pairs<true>(a, x, y, m, taps, wdiv2);
-      else
-        pool_plane_pairs<false>(a, x, y, m, taps, wdiv2);
-    }
+    each_plane(a, [&](const float* x, float* y, auto avg) {
+      pool_plane_pairs<decltype(avg)::value>(a, x, y, m, taps, wdiv2);
+    });
     return;
   }
   const int64_t chunks = (a.ow + 15) / 16;
@@ -282,26 +292,14 @@ void pool2d_f32_avx512(const Pool2dArgs& a) {
     const __m512 fill = _mm512_set1_ps(a.avg ? 0.f : std::numeric_limits<float>::lowest());
     for (int64_t r = 0; r < a.ph; ++r) h[r] = fill;
     for (int64_t r = a.ph + a.ih; r < hrows; ++r) h[r] = fill;
-    for (int64_t p = 0; p < a.planes; ++p) {
-      const float* x = a.x + p * a.x_stride;
-      float* y = a.y + p * a.y_stride;
-      if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
-      if (a.avg)
-        pool_plane_strips<true>(a, x, y, h, masks, shift, deint);
-      else
-        pool_plane_strips<false>(a, x, y, h, masks, shift, deint);
-    }
+    each_plane(a, [&](const float* x, float* y, auto avg) {
+      pool_plane_strips<decltype(avg)::value>(a, x, y, h, masks, shift, deint);
+    });
     return;
   }
-  for (int64_t p = 0; p < a.planes; ++p) {
-    const float* x = a.x + p * a.x_stride;
-    float* y = a.y + p * a.y_stride;
-    if (p + 1 < a.planes) prefetch_plane(x + a.x_stride, a.x_stride);
-    if (a.avg)
-      pool_plane<true>(a, x, y, masks, shift, deint);
-    else
-      pool_plane<false>(a, x, y, masks, shift, deint);
-  }
+  each_plane(a, [&](const float* x, float* y, auto avg) {
+    pool_plane<decltype(avg)::value>(a, x, y, masks, shift, deint);
+  });
 }
 
 }  // namespace
