@@ -348,6 +348,52 @@ class RecurrentKernel : public Kernel {
     }
   }
 
+  // One row of the LSTM cell over hidden units [j0, j0 + w): g holds the
+  // pre-activation gates as blocks i, o, f, c of w each; c is updated in
+  // place and h = o * tanh(c) written (tmp: w floats). Shared by the
+  // natural-order path (w = H) and the unit slices.
+  void lstm_row(const GateFn* fn, float* g, float* c, float* h, int64_t w, int64_t j0, const float* Pd, float clip,
+                float* tmp) const {
+    const KernelTable& T = table_;
+    const int64_t H = H_;
+    float *gi = g, *go = g + w, *gf = g + 2 * w, *gc = g + 3 * w;
+    if (!Pd && !input_forget_) {
+      // The common case: i, o, f in one activation call.
+      if (clip > 0.f) clip_inplace(g, 4 * w, clip);
+      fn[0](T, g, 3 * w);
+      fn[1](T, gc, w);
+      // c = f * c + i * g (gi is dead afterwards and takes i * g).
+      T.mul(gf, c, c, w);
+      T.mul(gi, gc, gi, w);
+      T.add(c, gi, c, w);
+    } else {
+      // Peepholes see c before (i, f) and after (o) the update.
+      if (Pd)
+        for (int64_t j = 0; j < w; ++j) {
+          gi[j] += Pd[j0 + j] * c[j];
+          gf[j] += Pd[2 * H + j0 + j] * c[j];
+        }
+      if (clip > 0.f) {
+        clip_inplace(gi, w, clip);
+        clip_inplace(gf, 2 * w, clip);  // f and c blocks
+      }
+      fn[0](T, gi, w);
+      if (input_forget_) {
+        for (int64_t j = 0; j < w; ++j) gf[j] = 1.f - gi[j];
+      } else {
+        fn[0](T, gf, w);
+      }
+      fn[1](T, gc, w);
+      for (int64_t j = 0; j < w; ++j) c[j] = gf[j] * c[j] + gi[j] * gc[j];
+      if (Pd)
+        for (int64_t j = 0; j < w; ++j) go[j] += Pd[H + j0 + j] * c[j];
+      if (clip > 0.f) clip_inplace(go, w, clip);
+      fn[0](T, go, w);
+    }
+    fn[2](T, c, tmp, w);
+    T.mul(go, tmp, h, w);
+  }
+
   void run_direction(const Inputs& in, int d, float* base, ThreadPool* pool) const {
     float* xw = base;
     float* gates = base + off_gates_;
@@ -456,45 +502,8 @@ class RecurrentKernel : public Kernel {
             int64_t t = time_of(s, b);
             if (t < 0) continue;
             float* g = gates_of(t, b);
-            float *gi = g, *go = g + H, *gf = g + 2 * H, *gc = g + 3 * H;
-            float* cb = c + b * H;
             if (!in_place) T.add(g, xw + x_row(t, b) * GH, g, GH);
-            if (!Pd && !input_forget_) {
-              // The common case: i, o, f in one activation call.
-              if (clip > 0.f) clip_inplace(g, GH, clip);
-              fn[0](T, g, 3 * H);
-              fn[1](T, gc, H);
-              // c = f * c + i * g (gi is dead afterwards and takes i * g).
-              T.mul(gf, cb, cb, H);
-              T.mul(gi, gc, gi, H);
-              T.add(cb, gi, cb, H);
-            } else {
-              // Peepholes see c before (i, f) and after (o) the update.
-              if (Pd)
-                for (int64_t j = 0; j < H; ++j) {
-                  gi[j] += Pd[j] * cb[j];
-                  gf[j] += Pd[2 * H + j] * cb[j];
-                }
-              if (clip > 0.f) {
-                clip_inplace(gi, H, clip);
-                clip_inplace(gf, 2 * H, clip);  // f and c blocks
-              }
-              fn[0](T, gi, H);
-              if (input_forget_) {
-                for (int64_t j = 0; j < H; ++j) gf[j] = 1.f - gi[j];
-              } else {
-                fn[0](T, gf, H);
-              }
-              fn[1](T, gc, H);
-              for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
-              if (Pd)
-                for (int64_t j = 0; j < H; ++j) go[j] += Pd[H + j] * cb[j];
-              if (clip > 0.f) clip_inplace(go, H, clip);
-              fn[0](T, go, H);
-            }
-            float* th = tmp + b * H;
-            fn[2](T, cb, th, H);
-            T.mul(go, th, h + b * H, H);
+            lstm_row(fn, g, c + b * H, h + b * H, H, 0, Pd, clip, tmp + b * H);
             emit(t, b);
           }
         });
@@ -631,41 +640,7 @@ class RecurrentKernel : public Kernel {
           if (cell_ == Cell::LSTM) T.lstm_cell(gx, c + b * H + j0, hout, w, clip);
           else T.gru_cell(gates + b * GH + cb, gx, hprev, hout, w, clip);
         } else if (cell_ == Cell::LSTM) {
-          float *gi = gx, *go = gx + w, *gf = gx + 2 * w, *gc = gx + 3 * w;
-          float* cs = c + b * H + j0;
-          if (!Pd && !input_forget_) {
-            if (clip > 0.f) clip_inplace(gx, 4 * w, clip);
-            fn[0](T, gi, 3 * w);
-            fn[1](T, gc, w);
-            T.mul(gf, cs, cs, w);
-            T.mul(gi, gc, gi, w);
-            T.add(cs, gi, cs, w);
-          } else {
-            if (Pd)
-              for (int64_t j = 0; j < w; ++j) {
-                gi[j] += Pd[j0 + j] * cs[j];
-                gf[j] += Pd[2 * H + j0 + j] * cs[j];
-              }
-            if (clip > 0.f) {
-              clip_inplace(gi, w, clip);
-              clip_inplace(gf, 2 * w, clip);
-            }
-            fn[0](T, gi, w);
-            if (input_forget_) {
-              for (int64_t j = 0; j < w; ++j) gf[j] = 1.f - gi[j];
-            } else {
-              fn[0](T, gf, w);
-            }
-            fn[1](T, gc, w);
-            for (int64_t j = 0; j < w; ++j) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
-            if (Pd)
-              for (int64_t j = 0; j < w; ++j) go[j] += Pd[H + j0 + j] * cs[j];
-            if (clip > 0.f) clip_inplace(go, w, clip);
-            fn[0](T, go, w);
-          }
-          float* th = tmp + b * H + j0;
-          fn[2](T, cs, th, w);
-          T.mul(go, th, hout, w);
+          lstm_row(fn, gx, c + b * H + j0, hout, w, j0, Pd, clip, tmp + b * H + j0);
         } else if (cell_ == Cell::GRU) {  // linear_before_reset
           float* gg = gates + b * GH + cb;
           T.add(gg, gx, gg, 2 * w);
